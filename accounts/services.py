@@ -1,0 +1,218 @@
+"""Writes for users and login sessions: register, login, refresh, logout, profile, status.
+
+Each function is the one path for its verb, called from REST views, the admin
+and management commands alike. Realtime effects (presence, closing sockets)
+are published only after commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import LoginSession, User
+from accounts.presence import is_connected
+from accounts.tokens import InvalidToken, TokenPair, decode_refresh, issue_token_pair
+from chatsite.errors import InvalidInput, NotAuthenticated
+from messaging import events
+from messaging.broadcast import KIND_FRAME, broadcast_on_commit, close_group_on_commit, envelope
+from messaging.groups import LOBBY_GROUP, session_group, user_group
+
+CLOSE_SESSION_ENDED = 4401
+CLOSE_USER_INACTIVE = 4403
+BAD_CREDENTIALS = "No active account found with the given credentials."
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    session: LoginSession
+    tokens: TokenPair
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    return make_password("not-a-real-password")
+
+
+# --- registration and profile ----------------------------------------------
+
+
+def _check_email_free(email: str, *, exclude: User | None = None) -> None:
+    taken = User.objects.filter(email__lower=email.lower())
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    if taken.exists():
+        raise InvalidInput("A user with this email already exists.", field="email")
+
+
+def _check_password_strength(password: str, user: User) -> None:
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise InvalidInput(list(exc.messages), field="password") from exc
+
+
+def user_register(*, username: str, email: str, password: str) -> User:
+    """Create an account; username and email are unique ignoring case."""
+    if User.objects.filter(username__lower=username.lower()).exists():
+        raise InvalidInput("A user with this username already exists.", field="username")
+    _check_email_free(email)
+    user = User(username=username, email=User.objects.normalize_email(email))
+    _check_password_strength(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise InvalidInput("A user with this username or email already exists.", field="username") from exc
+    return user
+
+
+def user_update_profile(
+    *,
+    user: User,
+    session: LoginSession | None,
+    email: str | None = None,
+    password: str | None = None,
+    current_password: str | None = None,
+) -> User:
+    """Change email and/or password, each guarded by the current password.
+
+    A password change ends the user's other sessions (and closes their
+    sockets): whoever knew the old password is signed out everywhere else.
+    """
+    if email is None and password is None:
+        return user
+    if not current_password or not user.check_password(current_password):
+        raise InvalidInput("The current password is missing or wrong.", field="current_password")
+    if email is not None:
+        _check_email_free(email, exclude=user)
+        user.email = User.objects.normalize_email(email)
+    if password is not None:
+        _check_password_strength(password, user)
+        user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["email", "password"])
+            if password is not None:
+                others = user.login_sessions.filter(ended_at__isnull=True)
+                if session is not None:
+                    others = others.exclude(pk=session.pk)
+                for other in others:
+                    _end_session(other, reason=LoginSession.EndReason.PASSWORD_CHANGED)
+    except IntegrityError as exc:
+        raise InvalidInput("A user with this email already exists.", field="email") from exc
+    return user
+
+
+# --- sessions ---------------------------------------------------------------
+
+
+def session_login(*, username: str, password: str, client_address: str, user_agent: str) -> LoginResult:
+    """Check credentials and open a session.
+
+    An unknown username still pays for one password hash, so the answer's
+    timing does not tell which usernames exist.
+    """
+    user = User.objects.filter(username__lower=username.lower()).first()
+    if user is None:
+        check_password(password, _dummy_password_hash())
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    if not user.check_password(password) or not user.is_active:
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    with transaction.atomic():
+        session = LoginSession.objects.create(
+            user=user, client_address=client_address[:64], user_agent=user_agent[:256]
+        )
+        tokens = issue_token_pair(session)
+        session.refresh_jti = tokens.refresh_jti
+        session.save(update_fields=["refresh_jti"])
+    return LoginResult(user=user, session=session, tokens=tokens)
+
+
+def session_refresh(*, refresh: str) -> TokenPair:
+    """Rotate a refresh token; a rotated-out token ends its whole session.
+
+    Reuse of an old refresh token means two parties hold the session (token
+    theft), so neither keeps it.
+    """
+    try:
+        session_id, jti = decode_refresh(refresh)
+    except InvalidToken as exc:
+        raise NotAuthenticated("Token is invalid or expired.") from exc
+    with transaction.atomic():
+        session = (
+            LoginSession.objects.select_for_update().select_related("user").filter(id=session_id).first()
+        )
+        if session is None or session.ended_at is not None or not session.user.is_active:
+            reused = False
+            tokens = None
+        elif jti != session.refresh_jti:
+            _end_session(session, reason=LoginSession.EndReason.REFRESH_REUSE)
+            reused, tokens = True, None
+        else:
+            tokens = issue_token_pair(session)
+            session.refresh_jti = tokens.refresh_jti
+            session.last_used_at = timezone.now()
+            session.save(update_fields=["refresh_jti", "last_used_at"])
+            reused = False
+    if tokens is None:
+        detail = "Refresh token was already used; the session has ended." if reused else "Session has ended."
+        raise NotAuthenticated(detail)
+    return tokens
+
+
+def session_logout(*, session: LoginSession) -> None:
+    """End one session: its tokens stop working and its sockets close with 4401."""
+    with transaction.atomic():
+        _end_session(session, reason=LoginSession.EndReason.LOGOUT)
+
+
+def _end_session(session: LoginSession, *, reason: str) -> None:
+    if session.ended_at is None:
+        session.ended_at = timezone.now()
+        session.end_reason = reason
+        session.save(update_fields=["ended_at", "end_reason"])
+    close_group_on_commit(session_group(session.id), CLOSE_SESSION_ENDED)
+
+
+def user_deactivate(*, user: User) -> None:
+    """Deactivate an account: end every session and close every socket (4403)."""
+    with transaction.atomic():
+        if user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+        for session in user.login_sessions.filter(ended_at__isnull=True):
+            _end_session(session, reason=LoginSession.EndReason.DEACTIVATED)
+        close_group_on_commit(user_group(user.id), CLOSE_USER_INACTIVE)
+
+
+# --- presence ---------------------------------------------------------------
+
+
+def user_set_status(*, user: User, status: str) -> User:
+    """Choose online, away or offline (invisible); others hear of visible changes."""
+    connected = is_connected(user.id)
+    before = events.user_payload(user, connected=connected)
+    with transaction.atomic():
+        user.status = status
+        if before["is_online"] and status == User.Status.OFFLINE:
+            user.last_seen = timezone.now()  # others just saw them go offline
+        user.save(update_fields=["status", "last_seen"])
+        after = events.user_payload(user, connected=connected)
+        if (before["status"], before["is_online"]) != (after["status"], after["is_online"]):
+            presence_broadcast_on_commit(after)
+    return user
+
+
+def presence_broadcast_on_commit(user_view: dict) -> None:
+    """Tell every connection how a user now looks to others."""
+    frame = events.encode(events.presence_frame(user_view))
+    broadcast_on_commit(LOBBY_GROUP, envelope(KIND_FRAME, frame=frame))

@@ -1,0 +1,86 @@
+"""JWTs that carry their login session's id (``sid``).
+
+simplejwt checks signature, algorithm, expiry and token type; the session
+check here is what makes logout revoke access tokens too (simplejwt's own
+blacklist covers refresh tokens only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from accounts.models import LoginSession, User
+
+SESSION_CLAIM = "sid"
+
+
+class InvalidToken(Exception):
+    """Missing, malformed, expired or revoked: 401, or 4401 on a WebSocket."""
+
+
+class InactiveUser(Exception):
+    """A valid token of a deactivated user: 401 on REST, 4403 on a WebSocket."""
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    refresh_jti: str
+
+
+def issue_token_pair(session: LoginSession) -> TokenPair:
+    refresh = RefreshToken.for_user(session.user)
+    refresh[SESSION_CLAIM] = str(session.id)
+    access = refresh.access_token
+    return TokenPair(access=str(access), refresh=str(refresh), refresh_jti=str(refresh["jti"]))
+
+
+def access_token_seconds() -> int:
+    return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
+
+
+def _session_id(token) -> UUID:
+    try:
+        return UUID(str(token[SESSION_CLAIM]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidToken("Token carries no session.") from exc
+
+
+def decode_access(raw: str) -> UUID:
+    """Return the session id of a valid access token (refresh tokens are refused)."""
+    try:
+        token = AccessToken(raw)
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from exc
+    return _session_id(token)
+
+
+def decode_refresh(raw: str) -> tuple[UUID, str]:
+    """Return the session id and jti of a valid refresh token."""
+    try:
+        token = RefreshToken(raw, verify=True)
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from exc
+    return _session_id(token), str(token.get("jti", ""))
+
+
+def authenticate_access_token(raw: str) -> tuple[User, LoginSession]:
+    """Resolve an access token to its user and open session, or raise.
+
+    The one check shared by REST authentication and the WebSocket handshake.
+    """
+    session_id = decode_access(raw)
+    session = LoginSession.objects.select_related("user").filter(id=session_id).first()
+    if session is None:
+        raise InvalidToken("Session not found.")
+    if not session.user.is_active:
+        raise InactiveUser("User is inactive.")
+    if session.ended_at is not None:
+        raise InvalidToken("Session has ended.")
+    return session.user, session

@@ -1,0 +1,50 @@
+"""Reads for channels, and ``access_channel``: the one membership check."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Lower
+
+from accounts.models import User
+from chatrooms.models import Channel, Membership
+from chatsite.errors import ChannelNotFound, NotAMember
+
+
+def channel_get(*, name: str) -> Channel:
+    """A channel by name ignoring case, or ChannelNotFound (404 / ``channel_not_found``)."""
+    channel = Channel.objects.select_related("owner").filter(name__lower=name.lower()).first()
+    if channel is None:
+        raise ChannelNotFound("No such channel.")
+    return channel
+
+
+def is_member(*, user: User, channel: Channel) -> bool:
+    return Membership.objects.filter(channel=channel, user=user).exists()
+
+
+def access_channel(*, user: User, name: str, require_member: bool = True) -> Channel:
+    """Fetch a channel for ``user``: 404 when missing, 403 when membership is required and absent.
+
+    REST views and the WebSocket consumer both guard channels through here.
+    """
+    channel = channel_get(name=name)
+    if require_member and not is_member(user=user, channel=channel):
+        raise NotAMember("You are not a member of this channel.")
+    return channel
+
+
+def channel_list() -> QuerySet[Channel]:
+    return (
+        Channel.objects.select_related("owner")
+        .annotate(member_count=Count("memberships"))
+        .order_by(Lower("name"), "id")
+    )
+
+
+def channel_list_for_user(*, user: User) -> QuerySet[Channel]:
+    return channel_list().filter(memberships__user=user)
+
+
+def channel_streams_for_user(*, user: User) -> dict:
+    """``{channel id: channel name}`` of every channel the user belongs to."""
+    return dict(Membership.objects.filter(user=user).values_list("channel_id", "channel__name"))

@@ -1,0 +1,84 @@
+"""Domain errors with stable codes, rendered once per interface.
+
+Services raise these; the REST exception handler turns them into a status and
+``{"detail"}`` or field-error body, and the WebSocket consumer turns them into
+an ``error`` frame with the same ``code``.
+"""
+
+from __future__ import annotations
+
+
+class ChatError(Exception):
+    """A refusal a client can act on: a stable ``code`` and an HTTP status."""
+
+    code = "invalid_message"
+    http_status = 400
+
+    def __init__(self, detail: str | list[str], *, field: str | None = None, code: str | None = None) -> None:
+        self.messages = [detail] if isinstance(detail, str) else list(detail)
+        self.detail = " ".join(self.messages)
+        super().__init__(self.detail)
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def rest_body(self) -> dict:
+        if self.field:
+            return {self.field: self.messages}
+        return {"detail": self.detail}
+
+
+class InvalidInput(ChatError):
+    code = "invalid_message"
+    http_status = 400
+
+
+class ContentEmpty(InvalidInput):
+    code = "content_empty"
+
+
+class ContentTooLong(InvalidInput):
+    code = "content_too_long"
+
+
+class OwnerCannotLeave(InvalidInput):
+    code = "owner_cannot_leave"
+
+
+class NotAMember(ChatError):
+    code = "not_a_member"
+    http_status = 403
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    http_status = 403
+
+
+class ChannelNotFound(ChatError):
+    code = "channel_not_found"
+    http_status = 404
+
+
+class UserNotFound(ChatError):
+    code = "user_not_found"
+    http_status = 404
+
+
+class NotAuthenticated(ChatError):
+    code = "not_authenticated"
+    http_status = 401
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ChatError):
+    code = "unavailable"
+    http_status = 503

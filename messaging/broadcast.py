@@ -1,0 +1,54 @@
+"""Publishing realtime events: only from services, only after commit.
+
+Every event travels as one *envelope* per group: the frame is JSON-encoded
+once here, and each process's hub (``messaging.hub``) hands the same text to
+all of its local sockets in that group. The envelope's ``kind`` tells the hub
+and the consumer what to do besides sending the frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+KIND_MESSAGE = "message"  # a chat message: ``stream``, ``seq``, ``frame``
+KIND_FRAME = "frame"  # any frame; ``exclude_user`` (hex) skips one user's sockets
+KIND_SUBSCRIBE = "subscribe"  # to a user: start receiving ``stream``; ``frames`` to send
+KIND_UNSUBSCRIBE = "unsubscribe"  # to a user: stop receiving ``stream``; ``frames`` to send
+KIND_CHANNEL_DELETED = "channel_deleted"  # to a channel: drop ``stream``; send ``frame``
+KIND_CLOSE = "close"  # to a user or session: close with ``code``
+
+HUB_EVENT_TYPE = "hub.event"
+
+
+def envelope(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
+
+
+def publish(group: str, event: dict[str, Any]) -> None:
+    """Send an envelope now; call from sync code, outside any open transaction."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {**event, "group": group})
+    except Exception:
+        # Delivery is best effort by design: the database is the source of
+        # truth and connections fill gaps from it, so a lost envelope must
+        # never fail the write that produced it.
+        logger.exception("publishing to %s failed", group)
+
+
+def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
+    """Publish once the current transaction commits, so no client sees a rolled-back row."""
+    transaction.on_commit(lambda: publish(group, event))
+
+
+def close_group_on_commit(group: str, code: int) -> None:
+    broadcast_on_commit(group, envelope(KIND_CLOSE, code=code))

@@ -1,0 +1,63 @@
+"""Messages, and the per-stream counters that number them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+CONTENT_MAX_CODE_POINTS = 1000
+CLIENT_ID_MAX_LENGTH = 100
+
+
+class StreamSequence(models.Model):
+    """The last seq handed out in one stream: a chat channel, or the lobby (``""``).
+
+    Incrementing this row inside the message's transaction holds its row lock
+    (PostgreSQL) or the database write lock (SQLite, IMMEDIATE) until commit,
+    so seq n is committed before seq n+1 can even be allocated: seqs are
+    gapless and become visible in order.
+    """
+
+    stream = models.CharField(max_length=32, primary_key=True)
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.stream or 'lobby'}@{self.last_seq}"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    seq = models.BigIntegerField()
+    channel = models.ForeignKey(
+        "chatrooms.Channel", on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    content = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "seq"], condition=Q(channel__isnull=False), name="messaging_channel_seq"
+            ),
+            models.UniqueConstraint(
+                fields=["seq"], condition=Q(channel__isnull=True), name="messaging_lobby_seq"
+            ),
+        ]
+        indexes = [
+            # GET /api/messages/me, newest first, and idempotency look-ups.
+            models.Index(fields=["user", "created_at"], name="messaging_by_user_time"),
+            models.Index(
+                fields=["user", "client_id"], condition=Q(client_id__isnull=False), name="messaging_client_id"
+            ),
+            # GET /api/messages across the lobby and several channels, by time.
+            models.Index(fields=["created_at"], name="messaging_by_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id or 'lobby'}#{self.seq}"

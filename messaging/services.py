@@ -1,0 +1,162 @@
+"""The one write path for messages, used by REST, the WebSocket and the admin.
+
+``message_send`` checks (content, channel access, idempotency, rate), then
+``_message_store`` numbers, stores and schedules the broadcast in one
+transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chatrooms.models import Channel
+from chatrooms.selectors import access_channel
+from chatsite.errors import ContentEmpty, ContentTooLong, InvalidInput, RateLimited
+from messaging import events
+from messaging.broadcast import KIND_FRAME, KIND_MESSAGE, broadcast_on_commit, envelope, publish
+from messaging.groups import channel_group, channel_stream
+from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message, StreamSequence
+from messaging.ratelimit import get_message_rate_limiter
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: Message
+    created: bool  # False: an idempotent resend, answered with the first message
+
+
+class _AlreadySent(Exception):
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+
+def clean_content(raw: Any) -> str:
+    """Trimmed content of 1 to 1000 code points that every database can store."""
+    if not isinstance(raw, str):
+        raise InvalidInput("Content must be a string.", field="content")
+    text = raw.strip()
+    if not text:
+        raise ContentEmpty("Content is empty.", field="content")
+    if len(text) > CONTENT_MAX_CODE_POINTS:
+        raise ContentTooLong(f"Content is over {CONTENT_MAX_CODE_POINTS} characters.", field="content")
+    if "\x00" in text:
+        raise InvalidInput("Content must not contain NUL characters.", field="content")
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        raise InvalidInput("Content must not contain lone surrogates.", field="content")
+    return text
+
+
+def clean_client_id(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not 1 <= len(raw) <= CLIENT_ID_MAX_LENGTH or "\x00" in raw:
+        raise InvalidInput(
+            f"client_id must be a string of 1 to {CLIENT_ID_MAX_LENGTH} characters.", field="client_id"
+        )
+    if any("\ud800" <= char <= "\udfff" for char in raw):
+        raise InvalidInput("client_id must not contain lone surrogates.", field="client_id")
+    return raw
+
+
+def _recent_with_client_id(*, user: User, client_id: str) -> Message | None:
+    since = timezone.now() - IDEMPOTENCY_WINDOW
+    return (
+        Message.objects.select_related("user", "channel")
+        .filter(user=user, client_id=client_id, created_at__gte=since)
+        .order_by("created_at")
+        .first()
+    )
+
+
+def message_send(*, user: User, channel_name: str | None, content: Any, client_id: Any = None) -> SendResult:
+    """Store a message and schedule its delivery, or return the first one with this client_id.
+
+    Raises ChatError subclasses with the contract's codes: ``content_empty``,
+    ``content_too_long``, ``invalid_message``, ``channel_not_found``,
+    ``not_a_member``, ``rate_limited``.
+    """
+    text = clean_content(content)
+    client_id = clean_client_id(client_id)
+    channel = None if channel_name is None else access_channel(user=user, name=channel_name)
+    if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
+        return SendResult(message=first, created=False)
+    limiter = get_message_rate_limiter()
+    retry_after = limiter.consume(user.id)
+    if retry_after is not None:
+        raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
+    try:
+        message = _message_store(user=user, channel=channel, content=text, client_id=client_id)
+    except _AlreadySent as already:
+        limiter.refund(user.id)
+        return SendResult(message=already.message, created=False)
+    except BaseException:
+        limiter.refund(user.id)
+        raise
+    return SendResult(message=message, created=True)
+
+
+def _next_seq(stream: str) -> int:
+    """Take the stream's next seq; its lock is held until the caller's transaction ends."""
+    table = StreamSequence._meta.db_table
+    sql = f"UPDATE {table} SET last_seq = last_seq + 1 WHERE stream = %s RETURNING last_seq"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [stream])
+        row = cursor.fetchone()
+        if row is None:
+            StreamSequence.objects.get_or_create(stream=stream)
+            cursor.execute(sql, [stream])
+            row = cursor.fetchone()
+    return row[0]
+
+
+def _message_store(*, user: User, channel: Channel | None, content: str, client_id: str | None) -> Message:
+    """Number, store and announce one validated message.
+
+    The seq lock is taken first, then the client_id is checked again under
+    it, so two concurrent resends into one stream store one message.
+    """
+    stream = channel_stream(channel.id if channel else None)
+    with transaction.atomic():
+        seq = _next_seq(stream)
+        if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
+            raise _AlreadySent(first)  # rolls the seq back: no gap
+        message = Message.objects.create(
+            seq=seq,
+            channel=channel,
+            user=user,
+            content=content,
+            client_id=client_id,
+            created_at=timezone.now(),
+        )
+        frame = events.encode(events.message_frame(events.message_payload(message)))
+        broadcast_on_commit(
+            channel_group(channel.id if channel else None),
+            envelope(KIND_MESSAGE, stream=stream, seq=seq, frame=frame),
+        )
+    return message
+
+
+def message_delete(*, message: Message) -> None:
+    """Delete one message (moderation). Its seq stays used; readers see a hole in history only."""
+    with transaction.atomic():
+        message.delete()
+
+
+def typing_announce(*, user: User, channel_name: str | None) -> None:
+    """Tell a stream's other subscribers that ``user`` is typing; nothing is stored."""
+    channel = None if channel_name is None else access_channel(user=user, name=channel_name)
+    frame = events.encode(
+        events.typing_frame(channel=channel.name if channel else None, username=user.username)
+    )
+    publish(
+        channel_group(channel.id if channel else None),
+        envelope(KIND_FRAME, frame=frame, exclude_user=user.id.hex),
+    )
