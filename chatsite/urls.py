@@ -10,6 +10,8 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("accounts.urls")),
+    path("", include("chatrooms.urls")),
+    path("", include("messaging.urls")),
 ]
 
 urlpatterns = [

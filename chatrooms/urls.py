@@ -1,0 +1,3 @@
+"""REST routes of chatrooms (filled in by the REST work)."""
+
+urlpatterns: list = []
