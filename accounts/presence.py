@@ -26,6 +26,12 @@ class PresenceStore(Protocol):
     def all_connected(self) -> set[UUID]:
         """Every user with at least one open connection."""
 
+    def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> None:
+        """Keep this process's live connections alive (a store with TTLs renews them)."""
+
+    def sweep(self) -> list[UUID]:
+        """Forget connections whose process stopped renewing them; return users now offline."""
+
 
 class LocalPresenceStore:
     """One process's connections; correct only while there is one process."""
@@ -62,6 +68,12 @@ class LocalPresenceStore:
     def all_connected(self) -> set[UUID]:
         with self._lock:
             return set(self._connections)
+
+    def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> None:
+        """Nothing expires within one process."""
+
+    def sweep(self) -> list[UUID]:
+        return []
 
 
 _store: PresenceStore | None = None
