@@ -27,6 +27,9 @@ from messaging.groups import LOBBY_GROUP, session_group, user_group
 CLOSE_SESSION_ENDED = 4401
 CLOSE_USER_INACTIVE = 4403
 BAD_CREDENTIALS = "No active account found with the given credentials."
+# ``/api/users/me`` and ``/api/users/online`` are routes, so a user of either
+# name could never be looked up by name; compared ignoring case.
+RESERVED_USERNAMES = frozenset({"me", "online"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def _check_password_strength(password: str, user: User) -> None:
 
 def user_register(*, username: str, email: str, password: str) -> User:
     """Create an account; username and email are unique ignoring case."""
+    if username.lower() in RESERVED_USERNAMES:
+        raise InvalidInput("This username is reserved.", field="username")
     if User.objects.filter(username__lower=username.lower()).exists():
         raise InvalidInput("A user with this username already exists.", field="username")
     _check_email_free(email)

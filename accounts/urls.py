@@ -3,7 +3,11 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import views
 
-router = SimpleRouter(trailing_slash="/?")
+# SimpleRouter turns any truthy ``trailing_slash`` into "/", so set the
+# optional slash after construction: the contract's routes have none
+# (``/api/users/me``) and a redirect would drop PATCH and POST bodies.
+router = SimpleRouter()
+router.trailing_slash = "/?"
 router.register("users", views.UserViewSet, basename="user")
 
 urlpatterns = [
