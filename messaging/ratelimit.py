@@ -7,12 +7,18 @@ keeps the same bucket in Redis so the limit holds across processes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
 from uuid import UUID
 
+import redis
 from django.conf import settings
+
+from accounts.presence import redis_client
+
+logger = logging.getLogger(__name__)
 
 
 class MessageRateLimiter(Protocol):
@@ -57,23 +63,116 @@ class LocalTokenBucket:
             del self._buckets[user_id]
 
 
+# KEYS: the user's bucket. ARGV: burst, rate per second, cost (1 to spend a
+# token, -1 to give one back). Returns {1, "0"} when spent, {0, seconds until a
+# token} when refused. The bucket lives in one hash on Redis's clock, so every
+# process and connection of the user draws from it; it expires once full.
+_LUA_BUCKET = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1])
+local stamp = tonumber(state[2])
+if tokens == nil or stamp == nil then
+  tokens = burst
+  stamp = now
+end
+local elapsed = now - stamp
+if elapsed < 0 then
+  elapsed = 0
+end
+tokens = math.min(burst, tokens + elapsed * rate)
+local allowed = 1
+local wait = 0
+if cost > 0 and tokens < cost then
+  allowed = 0
+  if rate > 0 then
+    wait = (cost - tokens) / rate
+  else
+    wait = 60
+  end
+else
+  tokens = math.min(burst, tokens - cost)
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'stamp', string.format('%.6f', now))
+local keep = 86400000
+if rate > 0 then
+  keep = math.ceil((burst - tokens) / rate * 1000) + 1000
+end
+redis.call('PEXPIRE', KEYS[1], string.format('%.0f', keep))
+return {allowed, string.format('%.6f', wait)}
+"""
+
+
+class RedisTokenBucket:
+    """The token bucket in Redis: one limit per user across every process.
+
+    While Redis is unreachable the limit falls back to a bucket in this
+    process, so messages keep flowing (the database is the source of truth)
+    and each process still limits its own share.
+    """
+
+    def __init__(self, client: redis.Redis, *, burst: int, rate: float, prefix: str = "chat:rate:") -> None:
+        self.burst = burst
+        self.rate = rate
+        self.prefix = prefix
+        self._script = client.register_script(_LUA_BUCKET)
+        self._fallback = LocalTokenBucket(burst=burst, rate=rate)
+
+    def _run(self, user_id: UUID, cost: int) -> float | None:
+        allowed, wait = self._script(
+            keys=[f"{self.prefix}{user_id.hex}"], args=[self.burst, repr(float(self.rate)), cost]
+        )
+        return None if int(allowed) else float(wait)
+
+    def consume(self, user_id: UUID) -> float | None:
+        try:
+            return self._run(user_id, 1)
+        except redis.RedisError as exc:
+            logger.warning("message rate limit: Redis unavailable (%s); limiting in this process", exc)
+            return self._fallback.consume(user_id)
+
+    def refund(self, user_id: UUID) -> None:
+        try:
+            self._run(user_id, -1)
+        except redis.RedisError as exc:
+            logger.warning("message rate limit: Redis unavailable (%s); refunding in this process", exc)
+            self._fallback.refund(user_id)
+
+
 _limiter: MessageRateLimiter | None = None
 _limiter_lock = threading.Lock()
 
 
 def get_message_rate_limiter() -> MessageRateLimiter:
+    """The process's limiter: the Redis bucket when ``REDIS_URL`` is set, else a local one."""
     global _limiter
     if _limiter is None:
         with _limiter_lock:
             if _limiter is None:
-                _limiter = LocalTokenBucket(
-                    burst=settings.CHAT_MESSAGE_BURST, rate=settings.CHAT_MESSAGE_RATE
-                )
+                if settings.REDIS_URL:
+                    _limiter = RedisTokenBucket(
+                        redis_client(settings.REDIS_URL),
+                        burst=settings.CHAT_MESSAGE_BURST,
+                        rate=settings.CHAT_MESSAGE_RATE,
+                        prefix=getattr(settings, "CHAT_RATE_KEY_PREFIX", "chat:rate:"),
+                    )
+                else:
+                    _limiter = LocalTokenBucket(
+                        burst=settings.CHAT_MESSAGE_BURST, rate=settings.CHAT_MESSAGE_RATE
+                    )
     return _limiter
 
 
 def reset_message_rate_limiter() -> None:
-    """Forget every bucket (tests change the limits between cases)."""
+    """Drop the limiter so the next call reads the limits again (tests change them).
+
+    Local buckets go with it; Redis buckets stay in Redis (tests flush its
+    database, and a full bucket expires by itself).
+    """
     global _limiter
     with _limiter_lock:
         _limiter = None
