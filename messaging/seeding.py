@@ -1,0 +1,341 @@
+"""Bulk demo and benchmark data: users, channels, memberships, messages and login tokens.
+
+Called by ``manage.py seed_chat``. It writes rows in bulk instead of going
+through the per-message service, but keeps the service's invariants:
+
+- every seeded user shares one password hash, computed once (bcrypt is the
+  slow part of creating a user);
+- seqs continue each stream's ``StreamSequence`` gaplessly, under the same
+  row lock the message service takes, and the counters end at the last seq;
+- each message is written by a member of its channel (anyone for the lobby),
+  and ``created_at`` grows with seq, so time order and seq order agree;
+- tokens come from real ``LoginSession`` rows, built exactly as
+  ``accounts.tokens.issue_token_pair`` builds them (a refresh token carrying
+  the session id, its access token), only with a chosen lifetime.
+
+Seeded messages are not broadcast: seeding is for a database no client is
+reading yet. Re-running with the same prefix reuses the users and channels it
+finds (by name, ignoring case) and adds messages after the existing ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol, TypeVar
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import LoginSession, User
+from accounts.tokens import SESSION_CLAIM
+from chatrooms.models import Channel, Membership
+from messaging.groups import LOBBY_STREAM, channel_stream
+from messaging.models import Message, StreamSequence
+
+# Letters, digits, ``_`` and ``-``: valid at the start of both a username and
+# a channel name, and short enough to leave room for the numbering.
+PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}\Z")
+BATCH_SIZE = 2000
+USER_AGENT = "seed_chat"
+SEED_EMAIL_DOMAIN = "seed.invalid"
+
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """What seeding reports to: a progress bar in the command, nothing in tests."""
+
+    def start(self, stage: str, total: int) -> None: ...
+
+    def advance(self, stage: str, amount: int) -> None: ...
+
+
+class NoProgress:
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, stage: str, amount: int) -> None:
+        pass
+
+
+@dataclass
+class SeedResult:
+    users: list[User]
+    channels: list[Channel]
+    users_created: int = 0
+    channels_created: int = 0
+    memberships_created: int = 0
+    messages_created: int = 0
+    # stream -> (first seq written, last seq written)
+    seq_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def username_for(prefix: str, index: int) -> str:
+    return f"{prefix}_{index:06d}"
+
+
+def channel_name_for(prefix: str, index: int) -> str:
+    return f"{prefix}-room{index:04d}"
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def check_arguments(
+    *, users: int, channels: int, members_per_channel: int, messages: int, prefix: str
+) -> None:
+    if not PREFIX_PATTERN.match(prefix):
+        raise ValueError("prefix: 1 to 20 letters, digits, '_' or '-', starting with a letter or digit")
+    if min(users, channels, members_per_channel, messages) < 0:
+        raise ValueError("counts must not be negative")
+    if users >= 1_000_000 or channels >= 10_000:
+        raise ValueError("at most 999,999 users and 9,999 channels per prefix")
+    if channels and not 1 <= members_per_channel <= users:
+        raise ValueError("members-per-channel must be between 1 and the number of users")
+    if messages and not users:
+        raise ValueError("messages need at least one user to write them")
+
+
+def seed_chat(
+    *,
+    users: int,
+    channels: int,
+    members_per_channel: int,
+    messages: int,
+    prefix: str,
+    password: str,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> SeedResult:
+    """Create or reuse ``prefix``'s users and channels and add ``messages`` messages.
+
+    Channel ``j`` gets the ``members_per_channel`` users that follow user
+    ``j * members_per_channel`` (wrapping round), so with enough users the
+    channels have disjoint memberships; the first of them owns it.
+    Runs in one transaction.
+    """
+    check_arguments(
+        users=users,
+        channels=channels,
+        members_per_channel=members_per_channel,
+        messages=messages,
+        prefix=prefix,
+    )
+    progress = progress or NoProgress()
+    with transaction.atomic():
+        user_rows, users_created = _ensure_users(prefix, users, password, progress, batch_size)
+        channel_rows, members, channels_created = _ensure_channels(
+            prefix, channels, members_per_channel, user_rows, batch_size
+        )
+        memberships_created = _ensure_memberships(channel_rows, members, progress, batch_size)
+        result = SeedResult(
+            users=user_rows,
+            channels=channel_rows,
+            users_created=users_created,
+            channels_created=channels_created,
+            memberships_created=memberships_created,
+        )
+        if messages:
+            _add_messages(result, members, messages, progress, batch_size)
+    return result
+
+
+def _ensure_users(
+    prefix: str, count: int, password: str, progress: Progress, batch_size: int
+) -> tuple[list[User], int]:
+    names = [username_for(prefix, i) for i in range(count)]
+    existing = {
+        user.username.lower(): user for user in User.objects.filter(username__istartswith=f"{prefix}_")
+    }
+    missing = [name for name in names if name.lower() not in existing]
+    progress.start("users", len(missing))
+    if missing:
+        password_hash = make_password(password)  # once: bcrypt costs ~0.2 s a hash
+        joined = timezone.now()
+        new_users = [
+            User(
+                username=name,
+                email=f"{name.lower()}@{SEED_EMAIL_DOMAIN}",
+                password=password_hash,
+                date_joined=joined,
+            )
+            for name in missing
+        ]
+        for batch in chunks(new_users, batch_size):
+            User.objects.bulk_create(batch, batch_size=batch_size)
+            progress.advance("users", len(batch))
+        existing.update((user.username.lower(), user) for user in new_users)
+    return [existing[name.lower()] for name in names], len(missing)
+
+
+def _ensure_channels(
+    prefix: str, count: int, per_channel: int, users: list[User], batch_size: int
+) -> tuple[list[Channel], list[list[User]], int]:
+    names = [channel_name_for(prefix, j) for j in range(count)]
+    existing = {
+        channel.name.lower(): channel for channel in Channel.objects.filter(name__istartswith=f"{prefix}-")
+    }
+    members: list[list[User]] = []
+    new_channels = []
+    for j, name in enumerate(names):
+        block = [users[(j * per_channel + t) % len(users)] for t in range(per_channel)]
+        channel = existing.get(name.lower())
+        if channel is None:
+            channel = Channel(name=name, description=f"Seeded by seed_chat ({prefix})", owner=block[0])
+            new_channels.append(channel)
+            existing[name.lower()] = channel
+        elif all(member.pk != channel.owner_id for member in block):
+            # The owner is always a member; keep them in the sender pool.
+            block = [User(pk=channel.owner_id), *block]
+        members.append(block)
+    Channel.objects.bulk_create(new_channels, batch_size=batch_size)
+    return [existing[name.lower()] for name in names], members, len(new_channels)
+
+
+def _ensure_memberships(
+    channels: list[Channel], members: list[list[User]], progress: Progress, batch_size: int
+) -> int:
+    rows = [
+        Membership(channel=channel, user=user)
+        for channel, block in zip(channels, members, strict=True)
+        for user in block
+    ]
+    if not rows:
+        return 0
+    channel_ids = [channel.pk for channel in channels]
+    before = _count_memberships(channel_ids, batch_size)
+    progress.start("memberships", len(rows))
+    for batch in chunks(rows, batch_size):
+        Membership.objects.bulk_create(batch, batch_size=batch_size, ignore_conflicts=True)
+        progress.advance("memberships", len(batch))
+    return _count_memberships(channel_ids, batch_size) - before
+
+
+def _count_memberships(channel_ids: list, batch_size: int) -> int:
+    return sum(Membership.objects.filter(channel_id__in=batch).count() for batch in chunks(channel_ids, 500))
+
+
+def _lock_streams(streams: list[str]) -> dict[str, int]:
+    """Each stream's last seq, with the rows locked as ``messaging.services._next_seq`` locks them.
+
+    The counter is the source of truth; the highest stored seq is consulted
+    too, so a counter that fell behind its messages cannot cause a clash.
+    """
+    StreamSequence.objects.bulk_create(
+        [StreamSequence(stream=stream) for stream in streams], ignore_conflicts=True
+    )
+    last = {}
+    for batch in chunks(streams, 500):
+        for row in StreamSequence.objects.select_for_update().filter(stream__in=batch):
+            last[row.stream] = row.last_seq
+    stored = Message.objects.filter(channel__isnull=True).aggregate(top=Max("seq"))["top"]
+    if LOBBY_STREAM in last and stored:
+        last[LOBBY_STREAM] = max(last[LOBBY_STREAM], stored)
+    channel_streams = [stream for stream in streams if stream != LOBBY_STREAM]
+    for batch in chunks(channel_streams, 500):
+        tops = (
+            Message.objects.filter(channel_id__in=batch)
+            .values_list("channel_id")
+            .annotate(top=Max("seq"))
+            .values_list("channel_id", "top")
+        )
+        for channel_id, top in tops:
+            stream = channel_stream(channel_id)
+            last[stream] = max(last[stream], top)
+    return last
+
+
+def _add_messages(
+    result: SeedResult, members: list[list[User]], count: int, progress: Progress, batch_size: int
+) -> None:
+    """Spread ``count`` messages round-robin over the lobby and the channels."""
+    targets: list[tuple[Channel | None, str, Sequence[User]]] = [(None, LOBBY_STREAM, result.users)]
+    targets += [
+        (channel, channel_stream(channel.pk), block)
+        for channel, block in zip(result.channels, members, strict=True)
+    ]
+    last = _lock_streams([stream for _, stream, _ in targets])
+    first_seq = {stream: last[stream] + 1 for _, stream, _ in targets}
+    newest = Message.objects.aggregate(newest=Max("created_at"))["newest"]
+    step = timedelta(milliseconds=1)
+    start = timezone.now() - count * step
+    if newest is not None and newest >= start:
+        start = newest + step
+    progress.start("messages", count)
+    rows: list[Message] = []
+    for i in range(count):
+        channel, stream, writers = targets[i % len(targets)]
+        last[stream] += 1
+        rows.append(
+            Message(
+                seq=last[stream],
+                channel=channel,
+                user=writers[(i // len(targets)) % len(writers)],
+                content=f"Seeded message {i + 1} of {count}.",
+                created_at=start + i * step,
+            )
+        )
+        if len(rows) == batch_size:
+            _store(rows, progress)
+            rows = []
+    if rows:
+        _store(rows, progress)
+    touched = {stream for _, stream, _ in targets[: min(count, len(targets))]}
+    StreamSequence.objects.bulk_update(
+        [StreamSequence(stream=stream, last_seq=last[stream]) for stream in touched],
+        ["last_seq"],
+        batch_size=500,
+    )
+    result.messages_created = count
+    result.seq_ranges = {stream: (first_seq[stream], last[stream]) for stream in touched}
+
+
+def _store(rows: list[Message], progress: Progress) -> None:
+    Message.objects.bulk_create(rows, batch_size=len(rows))
+    progress.advance("messages", len(rows))
+
+
+def issue_seed_tokens(
+    users: Iterable[User],
+    *,
+    lifetime: timedelta,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, str]:
+    """Open one login session per user and return ``{username: access token}``.
+
+    The tokens are built as ``accounts.tokens.issue_token_pair`` builds them,
+    and each session's ``refresh_jti`` names its refresh token, as at login;
+    only the lifetime differs. The refresh token lives at least as long as
+    its access token.
+    """
+    progress = progress or NoProgress()
+    users = list(users)
+    refresh_lifetime = max(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"], lifetime)
+    tokens: dict[str, str] = {}
+    progress.start("tokens", len(users))
+    with transaction.atomic():
+        for batch in chunks(users, batch_size):
+            sessions = []
+            for user in batch:
+                session = LoginSession(user=user, client_address="", user_agent=USER_AGENT)
+                refresh = RefreshToken.for_user(user)
+                refresh[SESSION_CLAIM] = str(session.id)
+                refresh.set_exp(lifetime=refresh_lifetime)
+                access = refresh.access_token
+                access.set_exp(from_time=refresh.current_time, lifetime=lifetime)
+                session.refresh_jti = str(refresh["jti"])
+                sessions.append(session)
+                tokens[user.username] = str(access)
+            LoginSession.objects.bulk_create(sessions, batch_size=batch_size)
+            progress.advance("tokens", len(batch))
+    return tokens
