@@ -52,3 +52,10 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
 
 def close_group_on_commit(group: str, code: int) -> None:
     broadcast_on_commit(group, envelope(KIND_CLOSE, code=code))
+
+
+async def apublish(group: str, event: dict[str, Any]) -> None:
+    """Send an envelope from async code (no transaction involved: nothing is stored)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, {**event, "group": group})

@@ -1,0 +1,231 @@
+"""The WebSocket's data layer: every database step a connection takes.
+
+Each public function here is sync and is called from the consumer exactly once
+per step through ``database_sync_to_async`` (see ``ChatConsumer``), so the
+sync/async line is drawn in one place and no loop crosses it row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import LoginSession, User
+from accounts.presence import get_presence_store
+from accounts.services import presence_broadcast_on_commit
+from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
+from chatrooms.models import Channel
+from chatrooms.selectors import access_channel, channel_streams_for_user
+from chatsite.errors import InvalidInput
+from messaging import events
+from messaging.groups import LOBBY_STREAM, channel_stream
+from messaging.models import Message, StreamSequence
+
+CLOSE_BAD_TOKEN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY = 4429
+
+CONNECT_HISTORY = 50
+HISTORY_DEFAULT = 50
+HISTORY_MAX = 200
+
+
+class Refused(Exception):
+    """The handshake is refused with a close ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class OpenedConnection:
+    user: User
+    session: LoginSession
+    streams: dict[str, str | None]  # stream -> channel name (None: the lobby)
+
+
+@dataclass
+class InitialState:
+    ready: dict[str, Any]
+    history: dict[str, Any]
+    last_seqs: dict[str, int] = field(default_factory=dict)
+
+
+def _with_relations():
+    return Message.objects.select_related("user", "channel")
+
+
+# --- opening and closing ----------------------------------------------------
+
+
+def connection_open(*, token: str | None, username: str, connection_id: str, limit: int) -> OpenedConnection:
+    """Authenticate the handshake and count the connection, or raise Refused.
+
+    The user's first visible connection announces them online.
+    """
+    if not token:
+        raise Refused(CLOSE_BAD_TOKEN)
+    try:
+        user, session = authenticate_access_token(token)
+    except InvalidToken as exc:
+        raise Refused(CLOSE_BAD_TOKEN) from exc
+    except InactiveUser as exc:
+        raise Refused(CLOSE_FORBIDDEN) from exc
+    if user.username.lower() != username.lower():
+        raise Refused(CLOSE_FORBIDDEN)
+    count = get_presence_store().open(user.id, connection_id, limit=limit)
+    if count is None:
+        raise Refused(CLOSE_TOO_MANY)
+    if count == 1 and user.status != User.Status.OFFLINE:
+        presence_broadcast_on_commit(events.user_payload(user, connected=True))
+    streams: dict[str, str | None] = {LOBBY_STREAM: None}
+    for channel_id, name in channel_streams_for_user(user=user).items():
+        streams[channel_stream(channel_id)] = name
+    return OpenedConnection(user=user, session=session, streams=streams)
+
+
+def connection_initial_state(*, user: User, streams: dict[str, str | None]) -> InitialState:
+    """Read ``ready`` and the connect ``history``; call only once subscribed to ``streams``."""
+    user.refresh_from_db(fields=["status", "last_seen", "email"])
+    # Seqs first, history second: a message committed between the two reads
+    # is then delivered live (its seq is above), never lost between them.
+    last_seqs = stream_last_seqs(streams=list(streams))
+    channel_ids = [UUID(stream) for stream in streams if stream != LOBBY_STREAM]
+    readable = Q(channel__isnull=True) | Q(channel_id__in=channel_ids)
+    recent = list(_with_relations().filter(readable).order_by("-created_at", "-id")[: CONNECT_HISTORY + 1])
+    has_more = len(recent) > CONNECT_HISTORY
+    recent = recent[:CONNECT_HISTORY][::-1]
+    online = sorted(
+        User.objects.filter(id__in=get_presence_store().all_connected())
+        .exclude(status=User.Status.OFFLINE)
+        .values_list("username", flat=True),
+        key=str.lower,
+    )
+    names = sorted((name for name in streams.values() if name is not None), key=str.lower)
+    return InitialState(
+        ready=events.ready_frame(
+            user=events.user_payload(user, connected=True, own=True), channels=names, online=online
+        ),
+        history=events.history_frame(
+            reason="connect",
+            messages=[events.message_payload(m) for m in recent],
+            has_more=has_more,
+            with_channel=False,
+        ),
+        last_seqs=last_seqs,
+    )
+
+
+def connection_close(*, user_id: UUID, connection_id: str) -> None:
+    """Forget the connection; the user's last visible one announces them offline."""
+    if get_presence_store().close(user_id, connection_id) == 0:
+        user_went_offline(user_id=user_id)
+
+
+def user_went_offline(*, user_id: UUID) -> None:
+    """Record ``last_seen`` and tell everyone, unless the user was invisible anyway."""
+    user = User.objects.filter(id=user_id).first()
+    if user is None or user.status == User.Status.OFFLINE:
+        return
+    user.last_seen = timezone.now()
+    User.objects.filter(id=user_id).update(last_seen=user.last_seen)
+    presence_broadcast_on_commit(events.user_payload(user, connected=False))
+
+
+def presence_tick(*, connections: list[tuple[UUID, str]]) -> None:
+    """Renew this process's connections and announce users whose process died."""
+    store = get_presence_store()
+    store.heartbeat(connections)
+    for user_id in store.sweep():
+        user_went_offline(user_id=user_id)
+
+
+# --- reads for live delivery ------------------------------------------------
+
+
+def stream_last_seqs(*, streams: list[str]) -> dict[str, int]:
+    """The last committed seq of each stream (its counter never runs ahead of a commit)."""
+    last_seqs = dict.fromkeys(streams, 0)
+    last_seqs.update(StreamSequence.objects.filter(stream__in=streams).values_list("stream", "last_seq"))
+    return last_seqs
+
+
+def messages_between(*, stream: str, after: int, before: int) -> list[str]:
+    """Encoded ``message`` frames with ``after < seq < before``: a gap to fill."""
+    channel_filter = Q(channel__isnull=True) if stream == LOBBY_STREAM else Q(channel_id=UUID(stream))
+    rows = _with_relations().filter(channel_filter, seq__gt=after, seq__lt=before).order_by("seq")
+    return [events.encode(events.message_frame(events.message_payload(m))) for m in rows]
+
+
+# --- history and sync ---------------------------------------------------------
+
+
+def _resolve_stream(*, user: User, name: str | None) -> tuple[str, Channel | None]:
+    if name is None:
+        return LOBBY_STREAM, None
+    channel = access_channel(user=user, name=name)
+    return channel_stream(channel.id), channel
+
+
+def history_request(*, user: User, name: str | None, before: Any, limit: Any) -> dict:
+    """Answer a ``history`` frame: up to ``limit`` messages of one stream before a message."""
+    if limit is None:
+        limit = HISTORY_DEFAULT
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("limit must be a positive integer.")
+    limit = min(limit, HISTORY_MAX)
+    stream, channel = _resolve_stream(user=user, name=name)
+    rows = _with_relations().filter(channel=channel)
+    if before is not None:
+        try:
+            before_id = UUID(before) if isinstance(before, str) else None
+        except ValueError:
+            before_id = None
+        anchor = Message.objects.filter(id=before_id, channel=channel).values_list("seq", flat=True).first()
+        if anchor is None:
+            raise InvalidInput("before must be the id of a message in this channel.")
+        rows = rows.filter(seq__lt=anchor)
+    page = list(rows.order_by("-seq")[: limit + 1])
+    return events.history_frame(
+        reason="request",
+        channel=channel.name if channel else None,
+        messages=[events.message_payload(m) for m in reversed(page[:limit])],
+        has_more=len(page) > limit,
+        with_channel=True,
+    )
+
+
+def sync_stream(*, user: User, name: str, after: int) -> list[dict]:
+    """Every message of one stream after ``after``, as ``history`` frames of at most 200."""
+    stream, channel = _resolve_stream(user=user, name=name or None)
+    frames: list[dict] = []
+    rows = _with_relations().filter(channel=channel, seq__gt=after).order_by("seq")
+    batch: list[dict] = []
+    for message in rows.iterator(chunk_size=HISTORY_MAX):
+        batch.append(events.message_payload(message))
+        if len(batch) == HISTORY_MAX:
+            frames.append(_sync_frame(channel, batch))
+            batch = []
+    if batch:
+        frames.append(_sync_frame(channel, batch))
+    return frames
+
+
+def _sync_frame(channel: Channel | None, messages: list[dict]) -> dict:
+    return events.history_frame(
+        reason="sync",
+        channel=channel.name if channel else None,
+        messages=messages,
+        has_more=False,
+        with_channel=True,
+    )
+
+
+def channel_problem(*, user: User, name: str) -> None:
+    """Raise the error a frame naming channel ``name`` deserves (404 or not a member)."""
+    access_channel(user=user, name=name)

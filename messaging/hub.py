@@ -1,0 +1,123 @@
+"""The process-local hub: one channel-layer member per process, not per socket.
+
+Channels' usual design gives every socket its own layer channel, so one
+broadcast to N sockets is N layer messages (and N serialized thread hops, and
+N silent drops once a queue fills). Here each process joins a layer group
+once, on behalf of all its local sockets in that group, and hands every
+envelope it receives to those sockets itself: one layer message per process
+per broadcast, its frame encoded once by the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+
+class HubSubscriber(Protocol):
+    def hub_event(self, event: dict[str, Any]) -> None:
+        """Take one envelope; must not block (queue it, or send without awaiting)."""
+
+
+class Hub:
+    """Relays layer envelopes to the local subscribers of their group."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.channel_name: str | None = None
+        self.members: dict[str, set[HubSubscriber]] = {}
+        self._joined: set[str] = set()  # groups this process's layer channel is in
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._receiver: asyncio.Task | None = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._starting:
+            if self._receiver is None:
+                self.channel_name = await self.layer.new_channel("hub.")
+                self._receiver = asyncio.create_task(self._receive_forever(), name="chat-hub")
+
+    async def join(self, group: str, subscriber: HubSubscriber) -> None:
+        """Deliver ``group``'s envelopes to ``subscriber`` from now on."""
+        self.members.setdefault(group, set()).add(subscriber)
+        if group in self._joined:
+            return
+        async with self._lock(group):
+            if group not in self._joined and self.members.get(group):
+                await self.layer.group_add(group, self.channel_name)
+                self._joined.add(group)
+
+    async def leave(self, group: str, subscriber: HubSubscriber) -> None:
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(subscriber)
+        if members:
+            return
+        async with self._lock(group):
+            if not self.members.get(group):
+                self.members.pop(group, None)
+                if group in self._joined:
+                    self._joined.discard(group)
+                    await self.layer.group_discard(group, self.channel_name)
+                self._locks.pop(group, None)
+
+    async def leave_all(self, groups: Iterable[str], subscriber: HubSubscriber) -> None:
+        for group in list(groups):
+            await self.leave(group, subscriber)
+
+    def subscribers(self) -> set[HubSubscriber]:
+        return {subscriber for members in self.members.values() for subscriber in members}
+
+    async def rejoin_all(self) -> None:
+        """Re-add every group membership (after a layer lost them, e.g. a Redis restart)."""
+        for group in list(self._joined):
+            await self.layer.group_add(group, self.channel_name)
+
+    def _lock(self, group: str) -> asyncio.Lock:
+        lock = self._locks.get(group)
+        if lock is None:
+            lock = self._locks[group] = asyncio.Lock()
+        return lock
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        members = self.members.get(event.get("group", ""))
+        if not members:
+            return
+        for subscriber in tuple(members):
+            try:
+                subscriber.hub_event(event)
+            except Exception:
+                logger.exception("hub subscriber failed on %s", event.get("kind"))
+
+    async def _receive_forever(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            self.dispatch(event)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+async def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub(get_channel_layer())
+    await hub.start()
+    return hub
