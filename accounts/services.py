@@ -194,9 +194,10 @@ def user_deactivate(*, user: User) -> None:
         if user.is_active:
             user.is_active = False
             user.save(update_fields=["is_active"])
+        # Registered first, so sockets close with 4403 before the sessions' 4401.
+        close_group_on_commit(user_group(user.id), CLOSE_USER_INACTIVE)
         for session in user.login_sessions.filter(ended_at__isnull=True):
             _end_session(session, reason=LoginSession.EndReason.DEACTIVATED)
-        close_group_on_commit(user_group(user.id), CLOSE_USER_INACTIVE)
 
 
 # --- presence ---------------------------------------------------------------
