@@ -39,6 +39,7 @@ from messaging.broadcast import (
 from messaging.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
 from messaging.hub import Hub, get_hub
 from messaging.services import message_send
+from messaging.shutdown import install_graceful_close
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user, self.session, self.user_hex = opened.user, opened.session, opened.user.id.hex
         self.hub = await get_hub()
         ensure_housekeeping(self.hub)
+        install_graceful_close(self.hub.close_all)
         for group in (LOBBY_GROUP, user_group(self.user.id), session_group(self.session.id)):
             await self._join_group(group)
         for stream, name in opened.streams.items():
@@ -367,6 +369,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def apply_close(self, event: dict[str, Any]) -> None:
         await self._close(event["code"])
+
+    async def server_close(self, code: int) -> None:
+        """Close now, ahead of any queued events (the process is stopping)."""
+        await self._close(code)
 
     appliers: dict[str, Callable[[ChatConsumer, dict[str, Any]], Awaitable[None]]] = {
         KIND_MESSAGE: apply_message,

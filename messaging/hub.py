@@ -25,6 +25,9 @@ class HubSubscriber(Protocol):
     def hub_event(self, event: dict[str, Any]) -> None:
         """Take one envelope; must not block (queue it, or send without awaiting)."""
 
+    async def server_close(self, code: int) -> None:
+        """Close the socket now: the process is stopping."""
+
 
 class Hub:
     """Relays layer envelopes to the local subscribers of their group."""
@@ -75,6 +78,12 @@ class Hub:
 
     def subscribers(self) -> set[HubSubscriber]:
         return {subscriber for members in self.members.values() for subscriber in members}
+
+    async def close_all(self, code: int) -> None:
+        """Close every local socket with ``code`` (the process is stopping)."""
+        await asyncio.gather(
+            *(subscriber.server_close(code) for subscriber in self.subscribers()), return_exceptions=True
+        )
 
     async def rejoin_all(self) -> None:
         """Re-add every group membership (after a layer lost them, e.g. a Redis restart)."""
