@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
-from accounts.models import User
+from accounts.models import USERNAME_PATTERN, User
 from accounts.presence import get_presence_store
 from chatsite.errors import UserNotFound
 
+_USERNAME = re.compile(USERNAME_PATTERN)
+
 
 def user_get(*, username: str) -> User:
+    """The user of that name ignoring case, or UserNotFound (404).
+
+    A name no user could have is answered without a query: some databases
+    refuse such strings (PostgreSQL refuses NUL) instead of finding nothing.
+    """
+    if not _USERNAME.match(username):
+        raise UserNotFound("No such user.")
     user = User.objects.filter(username__lower=username.lower()).first()
     if user is None:
         raise UserNotFound("No such user.")

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django_ratelimit.exceptions import Ratelimited
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
@@ -45,6 +45,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"detail": "The request could not be stored."}, status=400)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        # The contract's error table has no 415: a body the server cannot
+        # read is a validation failure, with the reason in "detail".
+        exc = exceptions.ParseError(f"{exc.detail} Send application/json.")
 
     response = exception_handler(exc, context)
     if response is None:
@@ -52,6 +56,4 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(response.data, dict) and "detail" in response.data:
         # simplejwt adds "code" and "messages"; the contract's body is {"detail"} alone.
         response.data = {"detail": str(response.data["detail"])}
-    if response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
-        return response
     return response
