@@ -1,0 +1,147 @@
+"""RedisTokenBucket against the real Redis: one bucket per user shared by every process.
+
+Limiters built on separate clients stand in for separate server processes.
+The steady-rate test bounds what was allowed by the time that passed on
+Redis's own clock; nothing asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from accounts.presence import redis_client
+from messaging.ratelimit import (
+    LocalTokenBucket,
+    RedisTokenBucket,
+    get_message_rate_limiter,
+    reset_message_rate_limiter,
+)
+
+pytestmark = pytest.mark.services
+
+PREFIX = "test:rate:"
+
+
+@pytest.fixture
+def make_limiter(redis_url) -> Callable[..., RedisTokenBucket]:
+    """``make_limiter(burst=, rate=)``: a limiter on its own client, like another server process."""
+    clients = []
+
+    def make(*, burst: int, rate: float, url: str = redis_url) -> RedisTokenBucket:
+        client = redis_client(url)
+        clients.append(client)
+        return RedisTokenBucket(client, burst=burst, rate=rate, prefix=PREFIX)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def redis_seconds(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000
+
+
+def test_burst_is_shared_by_every_process(make_limiter):
+    # One token per 1000 s: nothing refills during the test.
+    a, b = make_limiter(burst=5, rate=0.001), make_limiter(burst=5, rate=0.001)
+    user = uuid.uuid4()
+    assert [(a, b)[n % 2].consume(user) for n in range(5)] == [None] * 5
+    retry_after = b.consume(user)
+    assert retry_after is not None and 990 < retry_after <= 1000
+    assert a.consume(user) is not None
+    # Another user has a bucket of their own.
+    assert a.consume(uuid.uuid4()) is None
+
+
+def test_concurrent_senders_get_exactly_the_burst(make_limiter):
+    user = uuid.uuid4()
+    limiters = [make_limiter(burst=20, rate=0.001) for _ in range(8)]
+    barrier = threading.Barrier(len(limiters))
+    allowed: list[int] = []
+    lock = threading.Lock()
+
+    def send(limiter: RedisTokenBucket) -> None:
+        barrier.wait()
+        ok = sum(limiter.consume(user) is None for _ in range(10))
+        with lock:
+            allowed.append(ok)
+
+    threads = [threading.Thread(target=send, args=(limiter,)) for limiter in limiters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(allowed) == 20
+
+
+def test_after_the_burst_the_steady_rate_holds_across_processes(make_limiter, redis_conn):
+    burst, rate = 3, 20.0
+    a, b = make_limiter(burst=burst, rate=rate), make_limiter(burst=burst, rate=rate)
+    user = uuid.uuid4()
+    start = redis_seconds(redis_conn)
+    allowed = refused = 0
+    n = 0
+    while redis_seconds(redis_conn) - start < 1.0 or refused == 0:
+        retry_after = (a, b)[n % 2].consume(user)
+        n += 1
+        if retry_after is None:
+            allowed += 1
+        else:
+            refused += 1
+            assert 0 < retry_after <= 1 / rate
+            time.sleep(0.002)
+    elapsed = redis_seconds(redis_conn) - start
+    # Never more than the burst plus what refilled; and it did refill.
+    assert allowed <= burst + rate * elapsed + 1
+    assert allowed > burst + 5
+
+
+def test_refund_gives_one_token_back_and_never_exceeds_the_burst(make_limiter):
+    a, b = make_limiter(burst=2, rate=0.001), make_limiter(burst=2, rate=0.001)
+    user = uuid.uuid4()
+    b.refund(user)  # a full bucket stays full
+    assert a.consume(user) is None
+    assert b.consume(user) is None
+    assert a.consume(user) is not None
+    b.refund(user)
+    assert a.consume(user) is None
+    assert b.consume(user) is not None
+
+
+def test_buckets_expire_once_they_would_be_full(make_limiter, redis_conn):
+    limiter = make_limiter(burst=10, rate=5.0)
+    user = uuid.uuid4()
+    limiter.consume(user)
+    ttl = redis_conn.pttl(f"{PREFIX}{user.hex}")
+    assert 0 < ttl <= 1200  # one token refills in 200 ms, plus a second's margin
+
+
+def test_without_redis_each_process_limits_its_own_share(make_limiter):
+    limiter = make_limiter(burst=2, rate=0.001, url="redis://127.0.0.1:1/0")
+    user = uuid.uuid4()
+    assert limiter.consume(user) is None
+    assert limiter.consume(user) is None
+    assert limiter.consume(user) is not None
+    limiter.refund(user)
+    assert limiter.consume(user) is None
+
+
+def test_get_message_rate_limiter_uses_redis_when_configured(settings, redis_url):
+    settings.REDIS_URL = redis_url
+    settings.CHAT_MESSAGE_BURST = 7
+    settings.CHAT_MESSAGE_RATE = 2.5
+    reset_message_rate_limiter()
+    try:
+        limiter = get_message_rate_limiter()
+        assert isinstance(limiter, RedisTokenBucket)
+        assert (limiter.burst, limiter.rate) == (7, 2.5)
+    finally:
+        reset_message_rate_limiter()
+    settings.REDIS_URL = ""
+    assert isinstance(get_message_rate_limiter(), LocalTokenBucket)
