@@ -1,0 +1,147 @@
+"""The Django admin for moderating users: list, search, filter, deactivate."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import LoginSession, User
+from tests.accounts.helpers import bearer
+from tests.conftest import login_tokens
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/accounts/user/"
+
+
+@pytest.fixture
+def staff_client(client, make_user):
+    staff = make_user("moderator")
+    staff.is_staff = True
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    return client
+
+
+def inline_data(page) -> dict:
+    """The inline formsets' management and hidden fields, as the browser would post them."""
+    data = {}
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name, field in formset.management_form.fields.items():
+            data[f"{formset.prefix}-{name}"] = formset.management_form[name].value() or field.initial or 0
+        for form in formset.forms:
+            for name in form.fields:
+                value = form[name].value()
+                data[form.add_prefix(name)] = "" if value is None else value
+    return data
+
+
+def form_data(page, *, skip=()) -> dict:
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        if name == "password" or name in skip:
+            continue
+        value = form[name].value()
+        if value is False:
+            continue  # an unticked checkbox is not posted
+        data[name] = "" if value is None else value
+    data["groups"], data["user_permissions"] = [], []
+    return {**data, **inline_data(page)}
+
+
+def listed(response) -> set[str]:
+    return {user.username for user in response.context["cl"].result_list}
+
+
+def test_changelist_loads(staff_client, make_user):
+    make_user("ada")
+    response = staff_client.get(CHANGELIST)
+    assert response.status_code == 200
+    assert listed(response) == {"moderator", "ada"}
+
+
+def test_non_staff_cannot_use_the_admin(client, make_user):
+    user = make_user("ada")
+    client.force_login(user)
+    response = client.get(CHANGELIST)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_search_by_username_and_email(staff_client, make_user):
+    make_user("ada", email="lovelace@example.com")
+    make_user("bob")
+    assert listed(staff_client.get(CHANGELIST, {"q": "ADA"})) == {"ada"}
+    assert listed(staff_client.get(CHANGELIST, {"q": "lovelace"})) == {"ada"}
+
+
+def test_filters_by_active_staff_and_status(staff_client, make_user):
+    ada, bob = make_user("ada"), make_user("bob")
+    User.objects.filter(pk=ada.pk).update(is_active=False)
+    User.objects.filter(pk=bob.pk).update(status="away")
+    assert listed(staff_client.get(CHANGELIST, {"is_active__exact": "0"})) == {"ada"}
+    assert listed(staff_client.get(CHANGELIST, {"status__exact": "away"})) == {"bob"}
+    assert listed(staff_client.get(CHANGELIST, {"is_staff__exact": "1"})) == {"moderator"}
+
+
+def test_change_and_add_pages_load(staff_client, make_user):
+    ada = make_user("ada")
+    login_tokens(ada)
+    assert staff_client.get(f"{CHANGELIST}{ada.pk}/change/").status_code == 200
+    assert staff_client.get(f"{CHANGELIST}add/").status_code == 200
+
+
+def test_admin_can_add_a_user(staff_client):
+    page = staff_client.get(f"{CHANGELIST}add/")
+    password = "long-Pass-phrase-9"
+    data = {
+        **inline_data(page),
+        "username": "newbie",
+        "email": "newbie@example.com",
+        "password1": password,
+        "password2": password,
+    }
+    response = staff_client.post(f"{CHANGELIST}add/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user = User.objects.get(username="newbie")
+    assert user.check_password(password)
+
+
+def test_deactivate_action_deactivates_and_ends_sessions(staff_client, api, make_user):
+    ada, bob, cid = make_user("ada"), make_user("bob"), make_user("cid")
+    ada_tokens, bob_tokens, cid_tokens = login_tokens(ada), login_tokens(bob), login_tokens(cid)
+    response = staff_client.post(
+        CHANGELIST, {"action": "deactivate_users", "_selected_action": [str(ada.pk), str(bob.pk)]}
+    )
+    assert response.status_code == 302
+    assert set(User.objects.filter(is_active=False).values_list("username", flat=True)) == {"ada", "bob"}
+    assert not LoginSession.objects.filter(user__in=[ada, bob], ended_at__isnull=True).exists()
+    assert api.get("/api/users/me", **bearer(ada_tokens["access"])).status_code == 401
+    assert api.get("/api/users/me", **bearer(bob_tokens["access"])).status_code == 401
+    assert api.get("/api/users/me", **bearer(cid_tokens["access"])).status_code == 200
+
+
+def test_unticking_active_in_the_change_form_ends_sessions(staff_client, api, make_user):
+    ada = make_user("ada")
+    tokens = login_tokens(ada)
+    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page, skip={"is_active"}))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    ada.refresh_from_db()
+    assert not ada.is_active
+    session = LoginSession.objects.get(pk=tokens["session"].pk)
+    assert session.end_reason == LoginSession.EndReason.DEACTIVATED
+    assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 401
+
+
+def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_user):
+    ada = make_user("ada")
+    tokens = login_tokens(ada)
+    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    ada.refresh_from_db()
+    assert ada.is_active
+    assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 200
