@@ -113,6 +113,7 @@ def seed_chat(
     messages: int,
     prefix: str,
     password: str,
+    status: str = User.Status.ONLINE,
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> SeedResult:
@@ -123,6 +124,8 @@ def seed_chat(
     channels have disjoint memberships; the first of them owns it.
     Runs in one transaction.
     """
+    if status not in User.Status.values:
+        raise ValueError(f"status must be one of {', '.join(User.Status.values)}")
     check_arguments(
         users=users,
         channels=channels,
@@ -132,7 +135,7 @@ def seed_chat(
     )
     progress = progress or NoProgress()
     with transaction.atomic():
-        user_rows, users_created = _ensure_users(prefix, users, password, progress, batch_size)
+        user_rows, users_created = _ensure_users(prefix, users, password, status, progress, batch_size)
         channel_rows, members, channels_created = _ensure_channels(
             prefix, channels, members_per_channel, user_rows, batch_size
         )
@@ -150,7 +153,7 @@ def seed_chat(
 
 
 def _ensure_users(
-    prefix: str, count: int, password: str, progress: Progress, batch_size: int
+    prefix: str, count: int, password: str, status: str, progress: Progress, batch_size: int
 ) -> tuple[list[User], int]:
     names = [username_for(prefix, i) for i in range(count)]
     existing = {
@@ -166,6 +169,7 @@ def _ensure_users(
                 username=name,
                 email=f"{name.lower()}@{SEED_EMAIL_DOMAIN}",
                 password=password_hash,
+                status=status,
                 date_joined=joined,
             )
             for name in missing

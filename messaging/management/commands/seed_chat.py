@@ -60,6 +60,12 @@ class Command(BaseCommand):
             "--prefix", default="seed", help="names: PREFIX_000000 users, PREFIX-room0000 channels"
         )
         parser.add_argument("--password", default="seed-Password-123", help="shared by every new seeded user")
+        parser.add_argument(
+            "--status",
+            default="online",
+            choices=["online", "away", "offline"],
+            help="chosen status of new users (offline: invisible, no presence broadcasts)",
+        )
         parser.add_argument("--tokens", type=Path, help="write {username: access token} JSON here")
         parser.add_argument(
             "--token-seconds", type=int, help="access token lifetime (default: CHAT_ACCESS_TOKEN_SECONDS)"
@@ -80,6 +86,7 @@ class Command(BaseCommand):
                     messages=options["messages"],
                     prefix=options["prefix"],
                     password=options["password"],
+                    status=options["status"],
                     progress=progress,
                 )
             except ValueError as exc:
