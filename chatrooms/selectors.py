@@ -42,7 +42,27 @@ def channel_list() -> QuerySet[Channel]:
 
 
 def channel_list_for_user(*, user: User) -> QuerySet[Channel]:
-    return channel_list().filter(memberships__user=user)
+    # A subquery rather than ``memberships__user=user``, so the member count
+    # still counts every member and not just this one.
+    return channel_list().filter(id__in=Membership.objects.filter(user=user).values("channel_id"))
+
+
+def channel_with_count(*, channel: Channel) -> Channel:
+    """The channel again, annotated with ``member_count``, as the REST answers show it."""
+    return channel_list().get(id=channel.id)
+
+
+def channel_detail(*, name: str) -> Channel:
+    """A channel with ``member_count`` and ``member_names`` (sorted ignoring case), or 404."""
+    channel = channel_list().filter(name__lower=name.lower()).first()
+    if channel is None:
+        raise ChannelNotFound("No such channel.")
+    channel.member_names = list(
+        User.objects.filter(memberships__channel=channel)
+        .order_by(Lower("username"), "username")
+        .values_list("username", flat=True)
+    )
+    return channel
 
 
 def channel_streams_for_user(*, user: User) -> dict:

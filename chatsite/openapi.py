@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -21,8 +23,18 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
     """Error responses for ``extend_schema(responses=...)``."""
     return {
         code: OpenApiResponse(
-            response=serializers.DictField() if code == 400 else DETAIL_RESPONSE,
+            response=OpenApiTypes.OBJECT if code == 400 else DETAIL_RESPONSE,
             description=_DESCRIPTIONS[code],
         )
         for code in statuses
     }
+
+
+class SessionTokenScheme(OpenApiAuthenticationExtension):
+    """Describes ``SessionTokenAuthentication`` as the Bearer scheme it is."""
+
+    target_class = "accounts.authentication.SessionTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

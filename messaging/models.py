@@ -50,13 +50,14 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # GET /api/messages/me, newest first, and idempotency look-ups.
-            models.Index(fields=["user", "created_at"], name="messaging_by_user_time"),
+            # GET /api/messages/me across streams: keyset on (created_at, id).
+            models.Index(fields=["user", "created_at", "id"], name="messaging_by_user_time_id"),
             models.Index(
                 fields=["user", "client_id"], condition=Q(client_id__isnull=False), name="messaging_client_id"
             ),
-            # GET /api/messages across the lobby and several channels, by time.
-            models.Index(fields=["created_at"], name="messaging_by_time"),
+            # GET /api/messages across the lobby and several channels: keyset
+            # on (created_at, id). One stream is served by the seq constraints.
+            models.Index(fields=["created_at", "id"], name="messaging_by_time_id"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,40 @@
+"""Input serializers check shape; output serializers render the contract's channel object."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chatrooms.models import CHANNEL_NAME_PATTERN
+from chatrooms.services import DESCRIPTION_MAX_LENGTH
+from chatsite.timestamps import TimestampField
+
+
+class ChannelCreateInputSerializer(serializers.Serializer):
+    name = serializers.RegexField(
+        CHANNEL_NAME_PATTERN,
+        max_length=64,
+        error_messages={
+            "invalid": "Use 1 to 64 letters, digits, underscores or hyphens, starting with a letter or digit."
+        },
+        help_text="1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit; unique ignoring case.",
+    )
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
+
+
+class ChannelSerializer(serializers.Serializer):
+    """A channel; the queryset must annotate ``member_count`` and load ``owner``."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True, help_text="The owner's username.")
+    member_count = serializers.IntegerField(read_only=True)
+    created_at = TimestampField()
+
+
+class ChannelDetailSerializer(ChannelSerializer):
+    """A channel with its members' usernames, sorted ignoring case."""
+
+    members = serializers.ListField(child=serializers.CharField(), source="member_names", read_only=True)

@@ -1,0 +1,140 @@
+"""Writes for channels: create, join, leave, delete; each announces itself after commit.
+
+These are the one write path for memberships. REST views, the WebSocket
+consumer and the admin call them, so every route's effect on open sockets is
+the same: the envelopes below tell each process's hub to (un)subscribe the
+user's sockets and which frames to send.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+from chatrooms.models import Channel, Membership, channel_name_validator
+from chatrooms.selectors import channel_get
+from chatsite.errors import Forbidden, InvalidInput, OwnerCannotLeave
+from messaging import events
+from messaging.broadcast import (
+    KIND_CHANNEL_DELETED,
+    KIND_FRAME,
+    KIND_SUBSCRIBE,
+    KIND_UNSUBSCRIBE,
+    broadcast_on_commit,
+    envelope,
+)
+from messaging.groups import channel_group, channel_stream, user_group
+from messaging.models import Message, StreamSequence
+
+DESCRIPTION_MAX_LENGTH = 500
+# ``GET /api/channels/me`` is the caller's list, so no channel may be named "me".
+RESERVED_NAMES = frozenset({"me"})
+DUPLICATE_NAME = "A channel with this name already exists."
+
+
+def _clean_name(name: str) -> str:
+    try:
+        channel_name_validator(name)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages, field="name") from exc
+    if name.lower() in RESERVED_NAMES:
+        raise InvalidInput(f"'{name}' is reserved.", field="name")
+    return name
+
+
+def channel_create(*, user: User, name: str, description: str = "") -> Channel:
+    """Create a channel owned by ``user``, who becomes its first member and is subscribed at once."""
+    name = _clean_name(name)
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise InvalidInput(f"Use at most {DESCRIPTION_MAX_LENGTH} characters.", field="description")
+    if Channel.objects.filter(name__lower=name.lower()).exists():
+        raise InvalidInput(DUPLICATE_NAME, field="name")
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.create(name=name, description=description, owner=user)
+            Membership.objects.create(channel=channel, user=user)
+            stream = channel_stream(channel.id)
+            StreamSequence.objects.create(stream=stream)
+            subscribed = events.subscription_frame("subscribed", channel=channel.name)
+            broadcast_on_commit(
+                user_group(user.id),
+                envelope(
+                    KIND_SUBSCRIBE, stream=stream, channel=channel.name, frames=[events.encode(subscribed)]
+                ),
+            )
+    except IntegrityError as exc:
+        # Another request created the same name (ignoring case) since the check above.
+        raise InvalidInput(DUPLICATE_NAME, field="name") from exc
+    return channel
+
+
+def channel_join(*, user: User, name: str) -> Channel:
+    """Make ``user`` a member; joining twice is not an error and announces nothing."""
+    channel = channel_get(name=name)
+    with transaction.atomic():
+        _membership, created = Membership.objects.get_or_create(channel=channel, user=user)
+        if not created:
+            return channel
+        stream = channel_stream(channel.id)
+        subscribed = events.encode(events.subscription_frame("subscribed", channel=channel.name))
+        joined = events.encode(
+            events.member_frame("member_joined", channel=channel.name, username=user.username)
+        )
+        # The joiner's own sockets get "subscribed" then "member_joined"; the
+        # channel's other subscribers get "member_joined" alone.
+        broadcast_on_commit(
+            user_group(user.id),
+            envelope(KIND_SUBSCRIBE, stream=stream, channel=channel.name, frames=[subscribed, joined]),
+        )
+        broadcast_on_commit(
+            channel_group(channel.id), envelope(KIND_FRAME, frame=joined, exclude_user=user.id.hex)
+        )
+    return channel
+
+
+def channel_leave(*, user: User, name: str) -> Channel:
+    """End ``user``'s membership; the owner must delete the channel instead."""
+    channel = channel_get(name=name)
+    if channel.owner_id == user.id:
+        raise OwnerCannotLeave("The owner cannot leave a channel; delete it instead.")
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(channel=channel, user=user).delete()
+        if not deleted:
+            raise InvalidInput("You are not a member of this channel.", code="not_a_member")
+        stream = channel_stream(channel.id)
+        left = events.encode(events.member_frame("member_left", channel=channel.name, username=user.username))
+        unsubscribed = events.encode(events.subscription_frame("unsubscribed", channel=channel.name))
+        broadcast_on_commit(
+            channel_group(channel.id), envelope(KIND_FRAME, frame=left, exclude_user=user.id.hex)
+        )
+        broadcast_on_commit(
+            user_group(user.id),
+            envelope(KIND_UNSUBSCRIBE, stream=stream, channel=channel.name, frames=[left, unsubscribed]),
+        )
+    return channel
+
+
+def channel_delete(*, user: User, name: str) -> None:
+    """Delete a channel on its owner's request; anyone else is refused (403)."""
+    channel = channel_get(name=name)
+    if channel.owner_id != user.id:
+        raise Forbidden("Only the channel's owner can delete it.")
+    channel_remove(channel=channel)
+
+
+def channel_remove(*, channel: Channel) -> None:
+    """Delete a channel with its messages, memberships and seq counter, and tell its subscribers.
+
+    Shared by the owner's delete and the admin, so both announce it the same way.
+    """
+    stream = channel_stream(channel.id)
+    name = channel.name
+    group = channel_group(channel.id)
+    with transaction.atomic():
+        # One DELETE for the messages rather than the ORM's row-by-row cascade.
+        Message.objects.filter(channel=channel).delete()
+        StreamSequence.objects.filter(stream=stream).delete()
+        channel.delete()
+        frame = events.encode(events.channel_deleted_frame(channel=name))
+        broadcast_on_commit(group, envelope(KIND_CHANNEL_DELETED, stream=stream, channel=name, frame=frame))

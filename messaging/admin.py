@@ -1,0 +1,34 @@
+"""Moderating messages: deletion goes through ``message_delete``, the service every interface shares."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from messaging.models import Message
+from messaging.services import message_delete
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "channel", "seq", "user", "short_content"]
+    list_filter = ["channel", "created_at"]
+    search_fields = ["content", "user__username"]
+    list_select_related = ["channel", "user"]
+    readonly_fields = ["id", "seq", "channel", "user", "created_at", "client_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+
+    @admin.display(description="content")
+    def short_content(self, message: Message) -> str:
+        return message.content if len(message.content) <= 80 else message.content[:79] + "…"
+
+    def has_add_permission(self, request) -> bool:
+        # Messages are written by users through message_send, never invented here.
+        return False
+
+    def delete_model(self, request, obj: Message) -> None:
+        message_delete(message=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for message in queryset:
+            message_delete(message=message)

@@ -1,0 +1,75 @@
+"""Input serializers check shape; output serializers describe the contract's message shapes.
+
+Rendering goes through ``messaging.events.message_payload``, the one place
+that shapes a message for REST and the WebSocket alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from chatsite.timestamps import TimestampField
+from messaging import events
+from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MessageCreateInputSerializer(serializers.Serializer):
+    """Shape only; ``message_send`` trims and measures the content and checks the channel."""
+
+    channel = StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        trim_whitespace=False,
+        default=None,
+        help_text="A channel name, or null (or absent) for the lobby.",
+    )
+    content = StrictCharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=f"1 to {CONTENT_MAX_CODE_POINTS} code points after trimming surrounding white space.",
+    )
+    client_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        trim_whitespace=False,
+        min_length=1,
+        max_length=CLIENT_ID_MAX_LENGTH,
+        default=None,
+        help_text="The sender's own id for the message: resending it within 24 hours stores nothing new.",
+    )
+
+
+class MessageSerializer(serializers.Serializer):
+    """A message as the contract shows it; needs ``channel`` and ``user`` loaded."""
+
+    id = serializers.UUIDField(read_only=True)
+    seq = serializers.IntegerField(read_only=True, min_value=1)
+    channel = serializers.CharField(read_only=True, allow_null=True, help_text="Null for the lobby.")
+    username = serializers.CharField(read_only=True)
+    user_id = serializers.UUIDField(read_only=True)
+    content = serializers.CharField(read_only=True)
+    created_at = TimestampField()
+    client_id = serializers.CharField(read_only=True, allow_null=True)
+
+    def to_representation(self, message) -> dict:
+        return events.message_payload(message)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    """A page in ascending order; ``previous`` is the older page, ``next`` the newer one."""
+
+    results = MessageSerializer(many=True, read_only=True)
+    next = serializers.URLField(read_only=True, allow_null=True)
+    previous = serializers.URLField(read_only=True, allow_null=True)
