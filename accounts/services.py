@@ -76,7 +76,9 @@ def user_register(*, username: str, email: str, password: str) -> User:
         with transaction.atomic():
             user.save()
     except IntegrityError as exc:  # a concurrent registration won the race
-        raise InvalidInput("A user with this username or email already exists.", field="username") from exc
+        if User.objects.filter(username__lower=username.lower()).exists():
+            raise InvalidInput("A user with this username already exists.", field="username") from exc
+        raise InvalidInput("A user with this email already exists.", field="email") from exc
     return user
 
 
