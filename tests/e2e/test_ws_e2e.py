@@ -186,3 +186,38 @@ async def test_shutdown_closes_sockets_with_1001(tmp_path):
         server.stop()
         for step in database.cleanup:
             step()
+
+
+async def test_a_vanished_peer_is_closed_and_goes_offline(tmp_path):
+    """A peer that stops answering pings is dropped and its user announced offline."""
+    import base64
+    import os
+    import socket as sockets
+
+    database = server_database(tmp_path, {"CHAT_WS_PING_INTERVAL": "1", "CHAT_WS_PING_TIMEOUT": "1"})
+    server = ServerProcess(port=free_port(), env=database.env, log_path=tmp_path / "server.log")
+    server.start()
+    try:
+        watcher = await Socket.open(server.ws_base, register_and_login(server.base_url))
+        ghost = register_and_login(server.base_url)
+        raw = sockets.create_connection(("127.0.0.1", server.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall(
+            (
+                f"GET /api/ws/{ghost['username']}?token={ghost['access']} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert b"101" in raw.recv(1024)
+        online = await watcher.recv_type("presence")
+        assert (online["username"], online["is_online"]) == (ghost["username"], True)
+        # The ghost never reads or answers a ping again.
+        offline = await watcher.recv_type("presence", timeout=15)
+        assert (offline["username"], offline["is_online"]) == (ghost["username"], False)
+        raw.close()
+        await watcher.close()
+    finally:
+        server.stop()
+        for step in database.cleanup:
+            step()
