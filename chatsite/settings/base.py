@@ -121,13 +121,26 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
+    # Under ASGI every HTTP request runs its sync code in a thread of its own,
+    # so a persistent (per-thread) connection outlives its thread and leaks
+    # until PostgreSQL refuses new clients. Connections therefore last one
+    # request, unless CHAT_DB_POOL_SIZE gives each process a shared pool
+    # (psycopg-pool) of at most that many connections.
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL,
-            conn_max_age=env_int("CHAT_DB_CONN_MAX_AGE", 600),
+            conn_max_age=env_int("CHAT_DB_CONN_MAX_AGE", 0),
             conn_health_checks=True,
         )
     }
+    CHAT_DB_POOL_SIZE = env_int("CHAT_DB_POOL_SIZE", 0)
+    if CHAT_DB_POOL_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, CHAT_DB_POOL_SIZE),
+            "max_size": CHAT_DB_POOL_SIZE,
+            "timeout": env_float("CHAT_DB_POOL_TIMEOUT", 10.0),
+        }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
