@@ -60,7 +60,11 @@ def channel_create(*, user: User, name: str, description: str = "") -> Channel:
             broadcast_on_commit(
                 user_group(user.id),
                 envelope(
-                    KIND_SUBSCRIBE, stream=stream, channel=channel.name, frames=[events.encode(subscribed)]
+                    KIND_SUBSCRIBE,
+                    stream=stream,
+                    channel=channel.name,
+                    last_seq=0,
+                    frames=[events.encode(subscribed)],
                 ),
             )
     except IntegrityError as exc:
@@ -83,9 +87,18 @@ def channel_join(*, user: User, name: str) -> Channel:
         )
         # The joiner's own sockets get "subscribed" then "member_joined"; the
         # channel's other subscribers get "member_joined" alone.
+        # Read inside the membership's transaction: the new member's sockets
+        # deliver exactly the messages committed after it.
+        last_seq = StreamSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first()
         broadcast_on_commit(
             user_group(user.id),
-            envelope(KIND_SUBSCRIBE, stream=stream, channel=channel.name, frames=[subscribed, joined]),
+            envelope(
+                KIND_SUBSCRIBE,
+                stream=stream,
+                channel=channel.name,
+                last_seq=last_seq or 0,
+                frames=[subscribed, joined],
+            ),
         )
         broadcast_on_commit(
             channel_group(channel.id), envelope(KIND_FRAME, frame=joined, exclude_user=user.id.hex)

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 KIND_MESSAGE = "message"  # a chat message: ``stream``, ``seq``, ``frame``
 KIND_FRAME = "frame"  # any frame; ``exclude_user`` (hex) skips one user's sockets
-KIND_SUBSCRIBE = "subscribe"  # to a user: start receiving ``stream``; ``frames`` to send
+KIND_SUBSCRIBE = "subscribe"  # to a user: receive ``stream`` after ``last_seq``; ``frames`` to send
 KIND_UNSUBSCRIBE = "unsubscribe"  # to a user: stop receiving ``stream``; ``frames`` to send
 KIND_CHANNEL_DELETED = "channel_deleted"  # to a channel: drop ``stream``; send ``frame``
 KIND_CLOSE = "close"  # to a user or session: close with ``code``

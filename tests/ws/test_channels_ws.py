@@ -203,3 +203,21 @@ async def test_sync_pages_large_gaps_in_frames_of_200(make_user, ws_connect):
     while (frame := await socket.recv())["type"] == "history":
         sizes.append(len(frame["messages"]))
     assert sizes == [200, 200, 50] and frame == {"type": "synced"}
+
+
+async def test_a_new_member_gets_messages_after_the_join_not_before(make_user, ws_connect, create_channel):
+    from messaging.services import message_send
+
+    owner, joiner = await database_sync_to_async(make_user)(), await database_sync_to_async(make_user)()
+    await create_channel(owner, "older")
+    for n in range(3):
+        await database_sync_to_async(message_send)(user=owner, channel_name="older", content=f"before {n}")
+    socket = await ws_connect(joiner)
+    await database_sync_to_async(channel_services.channel_join)(user=joiner, name="older")
+    await database_sync_to_async(message_send)(user=owner, channel_name="older", content="after")
+    frames = []
+    while len([f for f in frames if f["type"] == "message"]) < 1:
+        frames.append(await socket.recv())
+    assert [f["type"] for f in frames if f["type"] != "presence"] == ["subscribed", "member_joined", "message"]
+    assert frames[-1]["message"]["seq"] == 4
+    await socket.nothing(ignore=("presence",))
