@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -40,13 +39,3 @@ class SessionTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
-
-
-class SessionTokenScheme(OpenApiAuthenticationExtension):
-    """Describes the Bearer scheme in the OpenAPI schema (registered on import)."""
-
-    target_class = SessionTokenAuthentication
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema) -> dict:
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -43,3 +43,15 @@ def test_ready_reports_redis_when_configured(client, settings):
     assert response.status_code == 503
     assert response.json()["redis"] == "unavailable"
     assert response.json()["database"] == "ok"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_need_no_token(client, path):
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_schema_describes_the_bearer_scheme(client):
+    schema = client.get("/api/schema/?format=json").json()
+    assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

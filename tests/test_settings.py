@@ -89,14 +89,6 @@ def test_bad_integer_setting_is_a_clear_error(tmp_path):
     assert "CHAT_ACCESS_TOKEN_SECONDS" in result.stderr
 
 
-# chatsite/openapi.py documents 400 bodies as ``serializers.DictField()``, which
-# drf-spectacular cannot resolve (one W001 warning per route); the fix there is
-# ``OpenApiTypes.OBJECT``. Until it lands this test is expected to fail, and it
-# runs normally once the file no longer uses DictField.
-_OPENAPI_WARNS = "serializers.DictField()" in (ROOT / "chatsite" / "openapi.py").read_text()
-
-
-@pytest.mark.xfail(_OPENAPI_WARNS, reason="chatsite/openapi.py: DictField() error schema", strict=True)
 def test_check_deploy_is_clean_with_production_values(tmp_path):
     env = base_env(
         tmp_path,

@@ -13,6 +13,7 @@ from accounts.presence import get_presence_store
 from tests.accounts.helpers import (
     OWN_USER_KEYS,
     PUBLIC_USER_KEYS,
+    TIMESTAMP,
     all_keys,
     assert_own_user,
     assert_public_user,
@@ -413,7 +414,7 @@ def test_going_invisible_while_online_sets_last_seen(auth_client, make_user, con
     ada.refresh_from_db()
     assert ada.last_seen is not None and ada.last_seen >= before.replace(microsecond=0)
     shown = auth_client(bob).get("/api/users/ada").json()
-    assert shown["last_seen"] is not None
+    assert TIMESTAMP.match(shown["last_seen"])
 
 
 def test_invisible_comings_and_goings_change_nothing(auth_client, make_user):
