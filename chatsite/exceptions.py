@@ -6,6 +6,7 @@ import logging
 import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django_ratelimit.exceptions import Ratelimited
@@ -35,6 +36,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             status=429,
             headers=retry_after_header(getattr(exc, "retry_after", 60)),
         )
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer would be an HTML page; clients read {"detail"}.
+        return Response({"detail": "Request body is too large."}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     if isinstance(exc, (OperationalError, InterfaceError)):

@@ -174,3 +174,12 @@ def test_wrong_method_is_405_or_401(api, method, route):
     response = api.generic(method, route)
     assert response.status_code in (401, 405)
     assert "detail" in response.json()
+
+
+def test_body_over_the_upload_limit_is_400(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = b'{"username": "ada", "password": "' + b"x" * 2000 + b'"}'
+    response = api.generic("POST", "/api/auth/login", body, content_type=JSON)
+    assert assert_refused(response) == {"detail": "Request body is too large."}
+    small = api.generic("POST", "/api/auth/login", b'{"username": "ada", "password": "x"}', content_type=JSON)
+    assert small.status_code == 401
