@@ -128,7 +128,7 @@ class ChatClient(WSListener):
         self.sent += 1
 
     def close(self) -> None:
-        if self.transport is not None and not self.transport.is_disconnected():
+        if self.transport is not None and not self.transport.is_disconnected:
             self.transport.send_close()
             self.transport.disconnect()
 

@@ -357,6 +357,10 @@ async def idle(ctx: Context, *, connections: int, hold: float = 3.0):
     users = tokens_for(ctx.tokens, ctx.idle_prefix, connections)
     tag = ctx.new_tag("i")
     ledger = Ledger()
+    # One connection first, so code loaded on first use is not counted per connection.
+    warm = await connect(ctx.ws_base, *users[0], tag=tag)
+    await close_all([warm])
+    await asyncio.sleep(0.5)
     rss_before = server_rss_kib(ctx.server_pid) if ctx.server_pid else None
     clients = await connect_many(ctx.ws_base, users, tag=tag, ledger=ledger, concurrency=50)
     try:
