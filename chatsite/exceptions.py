@@ -6,7 +6,7 @@ import logging
 import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django_ratelimit.exceptions import Ratelimited
@@ -39,6 +39,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         # Django's own answer would be an HTML page; clients read {"detail"}.
         return Response({"detail": "Request body is too large."}, status=400)
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields
+        return Response({"detail": "The request could not be read."}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     if isinstance(exc, (OperationalError, InterfaceError)):

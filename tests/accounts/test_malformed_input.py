@@ -183,3 +183,10 @@ def test_body_over_the_upload_limit_is_400(api, settings):
     assert assert_refused(response) == {"detail": "Request body is too large."}
     small = api.generic("POST", "/api/auth/login", b'{"username": "ada", "password": "x"}', content_type=JSON)
     assert small.status_code == 401
+
+
+def test_too_many_form_fields_is_a_json_400(api, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"f{n}=x" for n in range(50))
+    response = api.generic("POST", "/api/auth/login", body, content_type="application/x-www-form-urlencoded")
+    assert "detail" in assert_refused(response)
