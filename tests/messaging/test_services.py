@@ -1,0 +1,163 @@
+"""message_send: numbering, idempotency, the envelope it publishes, and what it refuses."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.db import transaction
+
+from chatrooms import services as channel_services
+from chatsite.errors import ChannelNotFound, ContentEmpty, ContentTooLong, InvalidInput, NotAMember
+from messaging import events, services
+from messaging.broadcast import KIND_MESSAGE, envelope
+from messaging.groups import LOBBY_GROUP, channel_group
+from messaging.models import Message, StreamSequence
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(monkeypatch, django_capture_on_commit_callbacks):
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr("messaging.broadcast.publish", lambda group, event: calls.append((group, event)))
+    return calls
+
+
+def test_seq_per_stream_starts_at_one(make_user):
+    alice = make_user()
+    channel_services.channel_create(user=alice, name="a")
+    channel_services.channel_create(user=alice, name="b")
+    sent = [
+        (name, services.message_send(user=alice, channel_name=name, content="x").message.seq)
+        for name in ["a", "b", None, "a", None, "a", "b"]
+    ]
+    assert sent == [("a", 1), ("b", 1), (None, 1), ("a", 2), (None, 2), ("a", 3), ("b", 2)]
+
+
+def test_send_publishes_one_message_envelope_after_commit(
+    make_user, published, django_capture_on_commit_callbacks
+):
+    alice = make_user("alice")
+    channel = channel_services.channel_create(user=alice, name="General")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = services.message_send(user=alice, channel_name="general", content="hi", client_id="k")
+    assert published == []  # nothing before commit
+    for callback in callbacks:
+        callback()
+    message = result.message
+    frame = events.encode({"type": "message", "message": events.message_payload(message)})
+    assert published == [
+        (channel_group(channel.id), envelope(KIND_MESSAGE, stream=channel.id.hex, seq=1, frame=frame))
+    ]
+    assert events.message_payload(message)["channel"] == "General"
+
+
+def test_lobby_message_goes_to_the_lobby_group(make_user, published, django_capture_on_commit_callbacks):
+    alice = make_user()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_send(user=alice, channel_name=None, content="hi")
+    assert [(group, event["stream"], event["seq"]) for group, event in published] == [(LOBBY_GROUP, "", 1)]
+
+
+def test_resend_returns_first_and_publishes_nothing(make_user, published, django_capture_on_commit_callbacks):
+    alice = make_user()
+    first = services.message_send(user=alice, channel_name=None, content="a", client_id="k")
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.message_send(user=alice, channel_name=None, content="b", client_id="k")
+    assert first.created and not again.created
+    assert again.message.id == first.message.id
+    assert published == []
+    assert Message.objects.count() == 1
+
+
+def test_resend_found_under_the_lock_rolls_the_seq_back(make_user):
+    """A resend that passes the first check (a concurrent twin) is caught under the seq lock."""
+    alice = make_user()
+    first = services.message_send(user=alice, channel_name=None, content="a", client_id="k").message
+    real = services._recent_with_client_id
+    checks: list[str] = []
+
+    def first_miss(**kwargs):
+        # The check before the lock misses (the twin has not committed yet);
+        # the one under the lock sees it.
+        checks.append(kwargs["client_id"])
+        return None if len(checks) == 1 else real(**kwargs)
+
+    with mock.patch.object(services, "_recent_with_client_id", side_effect=first_miss):
+        again = services.message_send(user=alice, channel_name=None, content="b", client_id="k")
+    assert not again.created
+    assert again.message.id == first.id
+    assert StreamSequence.objects.get(stream="").last_seq == 1
+    assert checks == ["k", "k"]
+    assert services.message_send(user=alice, channel_name=None, content="c").message.seq == 2
+
+
+def test_failed_store_leaves_no_gap(make_user):
+    alice = make_user()
+    services.message_send(user=alice, channel_name=None, content="a")
+    with (
+        mock.patch.object(Message.objects, "create", side_effect=RuntimeError("disk full")),
+        pytest.raises(RuntimeError),
+    ):
+        services.message_send(user=alice, channel_name=None, content="b")
+    assert services.message_send(user=alice, channel_name=None, content="c").message.seq == 2
+
+
+def test_rolled_back_caller_transaction_publishes_nothing(
+    make_user, published, django_capture_on_commit_callbacks
+):
+    alice = make_user()
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        services.message_send(user=alice, channel_name=None, content="a")
+        raise RuntimeError
+    assert published == []
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("", ContentEmpty),
+        (" \n\t\u3000", ContentEmpty),
+        ("x" * 1001, ContentTooLong),
+        ("a\x00b", InvalidInput),
+        ("a\ud800b", InvalidInput),
+        (None, InvalidInput),
+        (12, InvalidInput),
+    ],
+)
+def test_refused_content(make_user, content, error):
+    with pytest.raises(error) as info:
+        services.message_send(user=make_user(), channel_name=None, content=content)
+    assert info.value.field == "content"
+    assert not Message.objects.exists()
+
+
+def test_content_is_trimmed_and_counted_in_code_points(make_user):
+    user = make_user()
+    text = "\U0001f468\u200d\U0001f469" * 333 + "!"  # 1000 code points, many more UTF-16 units
+    assert (
+        services.message_send(user=user, channel_name=None, content=f"\n {text} \t").message.content == text
+    )
+
+
+def test_refused_channels(make_user):
+    alice, bob = make_user(), make_user()
+    channel_services.channel_create(user=alice, name="General")
+    with pytest.raises(NotAMember):
+        services.message_send(user=bob, channel_name="General", content="x")
+    with pytest.raises(ChannelNotFound):
+        services.message_send(user=bob, channel_name="nowhere", content="x")
+
+
+def test_message_delete_keeps_the_sequence(make_user):
+    alice = make_user()
+    first = services.message_send(user=alice, channel_name=None, content="a").message
+    services.message_delete(message=first)
+    assert not Message.objects.exists()
+    assert services.message_send(user=alice, channel_name=None, content="b").message.seq == 2
