@@ -135,6 +135,8 @@ if DATABASE_URL:
     }
     CHAT_DB_POOL_SIZE = env_int("CHAT_DB_POOL_SIZE", 0)
     if CHAT_DB_POOL_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # With conn_health_checks on, Django makes the pool check each
+        # connection it hands out, so none is dead after a database restart.
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(2, CHAT_DB_POOL_SIZE),
