@@ -218,6 +218,10 @@ async def test_a_new_member_gets_messages_after_the_join_not_before(make_user, w
     frames = []
     while len([f for f in frames if f["type"] == "message"]) < 1:
         frames.append(await socket.recv())
-    assert [f["type"] for f in frames if f["type"] != "presence"] == ["subscribed", "member_joined", "message"]
+    assert [f["type"] for f in frames if f["type"] != "presence"] == [
+        "subscribed",
+        "member_joined",
+        "message",
+    ]
     assert frames[-1]["message"]["seq"] == 4
     await socket.nothing(ignore=("presence",))
