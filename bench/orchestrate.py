@@ -363,6 +363,24 @@ def _median(values: list) -> float | None:
     return round(statistics.median(numbers), 3) if numbers else None
 
 
+def sized_from_env(sizes: Sizes) -> Sizes:
+    """BENCH_FANOUT=200,1000 BENCH_ROOMS=50x10 BENCH_IDLE=2000 BENCH_CONNECTS=1000 BENCH_REST_CLIENTS=32."""
+    changes: dict = {}
+    if fanout := os.environ.get("BENCH_FANOUT"):
+        changes["fanout"] = tuple(int(n) for n in fanout.split(","))
+    if rooms := os.environ.get("BENCH_ROOMS"):
+        channels, members = rooms.lower().split("x")
+        changes.update(room_channels=int(channels), room_members=int(members))
+    for env, key in (
+        ("BENCH_IDLE", "idle"),
+        ("BENCH_CONNECTS", "connect_total"),
+        ("BENCH_REST_CLIENTS", "rest_clients"),
+    ):
+        if value := os.environ.get(env):
+            changes[key] = int(value)
+    return replace(sizes, **changes)
+
+
 def git_commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -391,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    sizes = sized_from_env(sizes)
     if args.seconds:
         sizes = replace(sizes, seconds=args.seconds, rate_seconds=args.seconds)
     configs = [Config.parse(c) for c in args.configs.split(",") if c.strip()] or [
@@ -412,25 +431,27 @@ def main(argv: list[str] | None = None) -> int:
     plan.out.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
     rows, infos = [], []
+    commit = git_commit()
     for config in configs:
         found, info = run_config(plan, config, log_dir)
         rows.extend(found)
         infos.append(info)
-    result = {
-        "date": stamp,
-        "commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "server_core": SERVER_CORE, "tool_core": TOOL_CORE},
-        "sizes": asdict(sizes),
-        "runs_per_config": plan.runs,
-        "configs": infos,
-        "summary": summarise(rows),
-        "rows": rows,
-        "server_logs": str(log_dir),
-    }
-    json_path = plan.out / f"{stamp}.json"
-    json_path.write_text(json.dumps(result, indent=1))
-    md_path = report.write_markdown(result, plan.out / f"{stamp}.md")
-    plots = report.write_plots(result, plan.out, stamp)
+        # Written after every configuration, so a long run interrupted keeps what it measured.
+        result = {
+            "date": stamp,
+            "commit": commit,
+            "machine": {"cpus": os.cpu_count(), "server_core": SERVER_CORE, "tool_core": TOOL_CORE},
+            "sizes": asdict(sizes),
+            "runs_per_config": plan.runs,
+            "configs": infos,
+            "summary": summarise(rows),
+            "rows": rows,
+            "server_logs": str(log_dir),
+        }
+        json_path = plan.out / f"{stamp}.json"
+        json_path.write_text(json.dumps(result, indent=1))
+        md_path = report.write_markdown(result, plan.out / f"{stamp}.md")
+        plots = report.write_plots(result, plan.out, stamp)
     print(md_path.read_text())
     print(f"wrote {json_path}, {md_path}" + "".join(f", {p}" for p in plots))
     return 1 if any(row["flagged"] for row in result["summary"]) else 0
