@@ -13,6 +13,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_OFFSET = 10**12 - 1
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -27,7 +28,7 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
 def parse_offset(raw: str | None) -> int:
     if raw is None:
         return 0
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 or int(raw) > MAX_OFFSET:
         raise ValidationError({"offset": ["Must be a non-negative integer."]})
     return int(raw)
 
@@ -85,6 +86,6 @@ class LimitPagination(BasePagination):
                 "in": "query",
                 "required": False,
                 "description": "Rows to skip.",
-                "schema": {"type": "integer", "minimum": 0},
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             },
         ]

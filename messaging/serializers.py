@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from chatsite.timestamps import TimestampField
@@ -67,6 +68,7 @@ class MessageSerializer(serializers.Serializer):
         return events.message_payload(message)
 
 
+@extend_schema_serializer(many=False)  # one page object, even for the ``list`` action
 class MessagePageSerializer(serializers.Serializer):
     """A page in ascending order; ``previous`` is the older page, ``next`` the newer one."""
 
