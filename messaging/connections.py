@@ -56,8 +56,8 @@ class InitialState:
     last_seqs: dict[str, int] = field(default_factory=dict)
 
 
-def _with_relations():
-    return Message.objects.select_related("user", "channel")
+def _payloads(rows) -> list[dict[str, Any]]:
+    return [events.message_row_payload(row) for row in rows.values_list(*events.MESSAGE_COLUMNS)]
 
 
 # --- opening and closing ----------------------------------------------------
@@ -91,15 +91,10 @@ def connection_open(*, token: str | None, username: str, connection_id: str, lim
 
 def connection_initial_state(*, user: User, streams: dict[str, str | None]) -> InitialState:
     """Read ``ready`` and the connect ``history``; call only once subscribed to ``streams``."""
-    user.refresh_from_db(fields=["status", "last_seen", "email"])
     # Seqs first, history second: a message committed between the two reads
     # is then delivered live (its seq is above), never lost between them.
     last_seqs = stream_last_seqs(streams=list(streams))
-    channel_ids = [UUID(stream) for stream in streams if stream != LOBBY_STREAM]
-    readable = Q(channel__isnull=True) | Q(channel_id__in=channel_ids)
-    recent = list(_with_relations().filter(readable).order_by("-created_at", "-id")[: CONNECT_HISTORY + 1])
-    has_more = len(recent) > CONNECT_HISTORY
-    recent = recent[:CONNECT_HISTORY][::-1]
+    recent, has_more = recent_messages(streams=list(streams), limit=CONNECT_HISTORY)
     online = sorted(
         User.objects.filter(id__in=get_presence_store().all_connected())
         .exclude(status=User.Status.OFFLINE)
@@ -113,12 +108,32 @@ def connection_initial_state(*, user: User, streams: dict[str, str | None]) -> I
         ),
         history=events.history_frame(
             reason="connect",
-            messages=[events.message_payload(m) for m in recent],
+            messages=recent,
             has_more=has_more,
             with_channel=False,
         ),
         last_seqs=last_seqs,
     )
+
+
+def _stream_filter(stream: str) -> Q:
+    return Q(channel__isnull=True) if stream == LOBBY_STREAM else Q(channel_id=UUID(stream))
+
+
+def recent_messages(*, streams: list[str], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``limit`` messages across ``streams``, oldest first, and whether there are more.
+
+    One short index scan per stream (newest first by seq) and one fetch, rather
+    than one query that gathers and sorts every readable row.
+    """
+    candidates: list[tuple] = []
+    for stream in streams:
+        newest = Message.objects.filter(_stream_filter(stream)).order_by("-seq")
+        candidates.extend(newest.values_list("created_at", "id")[: limit + 1])
+    candidates.sort(reverse=True)
+    chosen = [message_id for _created, message_id in candidates[:limit]]
+    rows = Message.objects.filter(id__in=chosen).order_by("created_at", "id")
+    return _payloads(rows), len(candidates) > limit
 
 
 def connection_close(*, user_id: UUID, connection_id: str) -> None:
@@ -157,9 +172,8 @@ def stream_last_seqs(*, streams: list[str]) -> dict[str, int]:
 
 def messages_between(*, stream: str, after: int, before: int) -> list[str]:
     """Encoded ``message`` frames with ``after < seq < before``: a gap to fill."""
-    channel_filter = Q(channel__isnull=True) if stream == LOBBY_STREAM else Q(channel_id=UUID(stream))
-    rows = _with_relations().filter(channel_filter, seq__gt=after, seq__lt=before).order_by("seq")
-    return [events.encode(events.message_frame(events.message_payload(m))) for m in rows]
+    rows = Message.objects.filter(_stream_filter(stream), seq__gt=after, seq__lt=before).order_by("seq")
+    return [events.encode(events.message_frame(payload)) for payload in _payloads(rows)]
 
 
 # --- history and sync ---------------------------------------------------------
@@ -180,7 +194,7 @@ def history_request(*, user: User, name: str | None, before: Any, limit: Any) ->
         raise InvalidInput("limit must be a positive integer.")
     limit = min(limit, HISTORY_MAX)
     stream, channel = _resolve_stream(user=user, name=name)
-    rows = _with_relations().filter(channel=channel)
+    rows = Message.objects.filter(channel=channel)
     if before is not None:
         try:
             before_id = UUID(before) if isinstance(before, str) else None
@@ -190,11 +204,11 @@ def history_request(*, user: User, name: str | None, before: Any, limit: Any) ->
         if anchor is None:
             raise InvalidInput("before must be the id of a message in this channel.")
         rows = rows.filter(seq__lt=anchor)
-    page = list(rows.order_by("-seq")[: limit + 1])
+    page = _payloads(rows.order_by("-seq")[: limit + 1])
     return events.history_frame(
         reason="request",
         channel=channel.name if channel else None,
-        messages=[events.message_payload(m) for m in reversed(page[:limit])],
+        messages=page[:limit][::-1],
         has_more=len(page) > limit,
         with_channel=True,
     )
@@ -204,15 +218,10 @@ def sync_stream(*, user: User, name: str, after: int) -> list[dict]:
     """Every message of one stream after ``after``, as ``history`` frames of at most 200."""
     stream, channel = _resolve_stream(user=user, name=name or None)
     frames: list[dict] = []
-    rows = _with_relations().filter(channel=channel, seq__gt=after).order_by("seq")
-    batch: list[dict] = []
-    for message in rows.iterator(chunk_size=HISTORY_MAX):
-        batch.append(events.message_payload(message))
-        if len(batch) == HISTORY_MAX:
-            frames.append(_sync_frame(channel, batch))
-            batch = []
-    if batch:
-        frames.append(_sync_frame(channel, batch))
+    rows = Message.objects.filter(channel=channel).order_by("seq")
+    while page := _payloads(rows.filter(seq__gt=after)[:HISTORY_MAX]):
+        frames.append(_sync_frame(channel, page))
+        after = page[-1]["seq"]
     return frames
 
 

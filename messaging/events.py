@@ -20,18 +20,50 @@ def encode(frame: dict[str, Any]) -> str:
 # --- payloads shared with REST ---------------------------------------------
 
 
-def message_payload(message: Any) -> dict[str, Any]:
-    """A Message as the contract shows it; needs ``channel`` and ``user`` loaded."""
+# The columns ``message_row_payload`` reads, for ``values_list(*MESSAGE_COLUMNS)``:
+# reading rows instead of model instances is several times cheaper.
+MESSAGE_COLUMNS = (
+    "id",
+    "seq",
+    "channel__name",
+    "user__username",
+    "user_id",
+    "content",
+    "created_at",
+    "client_id",
+)
+
+
+def message_row_payload(row: tuple) -> dict[str, Any]:
+    """A Message as the contract shows it, from a ``MESSAGE_COLUMNS`` row."""
+    message_id, seq, channel, username, user_id, content, created_at, client_id = row
     return {
-        "id": str(message.id),
-        "seq": message.seq,
-        "channel": message.channel.name if message.channel_id else None,
-        "username": message.user.username,
-        "user_id": str(message.user_id),
-        "content": message.content,
-        "created_at": format_timestamp(message.created_at),
-        "client_id": message.client_id,
+        "id": str(message_id),
+        "seq": seq,
+        "channel": channel,
+        "username": username,
+        "user_id": str(user_id),
+        "content": content,
+        "created_at": format_timestamp(created_at),
+        "client_id": client_id,
     }
+
+
+def message_payload(message: Any) -> dict[str, Any]:
+    """A Message model as the contract shows it; needs ``channel`` and ``user`` loaded."""
+    channel = message.channel.name if message.channel_id else None
+    return message_row_payload(
+        (
+            message.id,
+            message.seq,
+            channel,
+            message.user.username,
+            message.user_id,
+            message.content,
+            message.created_at,
+            message.client_id,
+        )
+    )
 
 
 def user_payload(user: Any, *, connected: bool, own: bool = False) -> dict[str, Any]:

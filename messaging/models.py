@@ -33,7 +33,12 @@ class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     seq = models.BigIntegerField()
     channel = models.ForeignKey(
-        "chatrooms.Channel", on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+        "chatrooms.Channel",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,  # messaging_by_stream_seq below starts with channel
     )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     content = models.TextField()
@@ -50,6 +55,9 @@ class Message(models.Model):
             ),
         ]
         indexes = [
+            # One stream's messages by seq, the lobby (channel IS NULL) included:
+            # SQLite does not use the partial unique indexes to order the lobby.
+            models.Index(fields=["channel", "seq"], name="messaging_by_stream_seq"),
             # GET /api/messages/me across streams: keyset on (created_at, id).
             models.Index(fields=["user", "created_at", "id"], name="messaging_by_user_time_id"),
             models.Index(
