@@ -8,6 +8,7 @@ and the consumer what to do besides sending the frame.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,18 +32,51 @@ def envelope(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
 
 
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Remember the event loop the sockets live on (called when its hub starts)."""
+    global _server_loop
+    _server_loop = loop
+
+
 def publish(group: str, event: dict[str, Any]) -> None:
-    """Send an envelope now; call from sync code, outside any open transaction."""
+    """Send an envelope now; call from sync code, outside any open transaction.
+
+    From a worker thread of the server, the send is handed to the event loop
+    without waiting for it: the thread (the one that serializes database work)
+    is free at once, and envelopes still leave in the order they were handed
+    over. Elsewhere (management commands, sync tests) it waits as usual.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
+    message = {**event, "group": group}
+    loop = _server_loop
+    if loop is not None and loop.is_running() and not _on_loop(loop):
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+        future.add_done_callback(_log_failure)
+        return
     try:
-        async_to_sync(layer.group_send)(group, {**event, "group": group})
+        async_to_sync(layer.group_send)(group, message)
     except Exception:
         # Delivery is best effort by design: the database is the source of
         # truth and connections fill gaps from it, so a lost envelope must
         # never fail the write that produced it.
         logger.exception("publishing to %s failed", group)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("publishing an envelope failed", exc_info=future.exception())
 
 
 def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:

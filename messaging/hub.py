@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from messaging.broadcast import set_server_loop
+
 logger = logging.getLogger(__name__)
 
 
@@ -128,5 +130,6 @@ async def get_hub() -> Hub:
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub(get_channel_layer())
+        set_server_loop(loop)
     await hub.start()
     return hub

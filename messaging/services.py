@@ -86,11 +86,12 @@ def message_send(*, user: User, channel_name: str | None, content: Any, client_i
     text = clean_content(content)
     client_id = clean_client_id(client_id)
     channel = None if channel_name is None else access_channel(user=user, name=channel_name)
-    if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
-        return SendResult(message=first, created=False)
     limiter = get_message_rate_limiter()
     retry_after = limiter.consume(user.id)
     if retry_after is not None:
+        # A resend is answered even past the limit: it stores nothing new.
+        if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
+            return SendResult(message=first, created=False)
         raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
     try:
         message = _message_store(user=user, channel=channel, content=text, client_id=client_id)
@@ -120,8 +121,9 @@ def _next_seq(stream: str) -> int:
 def _message_store(*, user: User, channel: Channel | None, content: str, client_id: str | None) -> Message:
     """Number, store and announce one validated message.
 
-    The seq lock is taken first, then the client_id is checked again under
-    it, so two concurrent resends into one stream store one message.
+    The seq lock is taken first, then the client_id is looked up under it, so
+    two concurrent resends into one stream store one message. (Resends are
+    rare; looking them up only here saves a query on every new message.)
     """
     stream = channel_stream(channel.id if channel else None)
     with transaction.atomic():

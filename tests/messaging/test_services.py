@@ -8,11 +8,19 @@ import pytest
 from django.db import transaction
 
 from chatrooms import services as channel_services
-from chatsite.errors import ChannelNotFound, ContentEmpty, ContentTooLong, InvalidInput, NotAMember
+from chatsite.errors import (
+    ChannelNotFound,
+    ContentEmpty,
+    ContentTooLong,
+    InvalidInput,
+    NotAMember,
+    RateLimited,
+)
 from messaging import events, services
 from messaging.broadcast import KIND_MESSAGE, envelope
 from messaging.groups import LOBBY_GROUP, channel_group
 from messaging.models import Message, StreamSequence
+from messaging.ratelimit import reset_message_rate_limiter
 
 pytestmark = pytest.mark.django_db
 
@@ -72,25 +80,26 @@ def test_resend_returns_first_and_publishes_nothing(make_user, published, django
 
 
 def test_resend_found_under_the_lock_rolls_the_seq_back(make_user):
-    """A resend that passes the first check (a concurrent twin) is caught under the seq lock."""
+    """Resends are looked up under the seq lock; the seq taken for one is rolled back."""
     alice = make_user()
     first = services.message_send(user=alice, channel_name=None, content="a", client_id="k").message
-    real = services._recent_with_client_id
-    checks: list[str] = []
-
-    def first_miss(**kwargs):
-        # The check before the lock misses (the twin has not committed yet);
-        # the one under the lock sees it.
-        checks.append(kwargs["client_id"])
-        return None if len(checks) == 1 else real(**kwargs)
-
-    with mock.patch.object(services, "_recent_with_client_id", side_effect=first_miss):
-        again = services.message_send(user=alice, channel_name=None, content="b", client_id="k")
+    again = services.message_send(user=alice, channel_name=None, content="b", client_id="k")
     assert not again.created
     assert again.message.id == first.id
     assert StreamSequence.objects.get(stream="").last_seq == 1
-    assert checks == ["k", "k"]
     assert services.message_send(user=alice, channel_name=None, content="c").message.seq == 2
+
+
+def test_resend_past_the_rate_limit_is_still_answered(make_user, settings):
+    settings.CHAT_MESSAGE_BURST = 1
+    settings.CHAT_MESSAGE_RATE = 0.001
+    reset_message_rate_limiter()
+    alice = make_user()
+    first = services.message_send(user=alice, channel_name=None, content="a", client_id="k").message
+    again = services.message_send(user=alice, channel_name=None, content="a", client_id="k")
+    assert (again.created, again.message.id) == (False, first.id)
+    with pytest.raises(RateLimited):
+        services.message_send(user=alice, channel_name=None, content="new", client_id="other")
 
 
 def test_failed_store_leaves_no_gap(make_user):
