@@ -19,7 +19,9 @@ PASSWORD = "correct-Horse-battery-9"
 MAX_EXAMPLES = 25
 # What the issue asks: no 5xx, and answers that match the schema. Not
 # "positive data accepted": a schema cannot say that a password is too
-# common or a name taken, so valid-looking input may rightly get a 400.
+# common or a name taken, so valid-looking input may rightly get a 400. Not
+# "negative data rejected" either: a malformed multipart body parses as an
+# empty form, which an all-optional PATCH rightly accepts.
 # Known schema gaps outside chatrooms/messaging, tolerated only in this exact
 # form until their owners fix them: GET /api/users/ answers 400 to a bad
 # limit/offset, but accounts/views.py UserViewSet.list documents 200 only.
@@ -30,7 +32,6 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
-    checks.negative_data_rejection,
     checks.ignored_auth,
 ]
 
