@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Lower
 
 from accounts.models import User
-from chatrooms.models import Channel, Membership
+from chatrooms.models import CHANNEL_NAME_PATTERN, Channel, Membership
 from chatsite.errors import ChannelNotFound, NotAMember
+
+CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
 
 
 def channel_get(*, name: str) -> Channel:
     """A channel by name ignoring case, or ChannelNotFound (404 / ``channel_not_found``)."""
+    # A name no channel can have is not looked up: PostgreSQL would refuse a
+    # NUL in the query with an error rather than find nothing.
+    if not isinstance(name, str) or not CHANNEL_NAME_RE.match(name):
+        raise ChannelNotFound("No such channel.")
     channel = Channel.objects.select_related("owner").filter(name__lower=name.lower()).first()
     if channel is None:
         raise ChannelNotFound("No such channel.")
@@ -54,9 +62,7 @@ def channel_with_count(*, channel: Channel) -> Channel:
 
 def channel_detail(*, name: str) -> Channel:
     """A channel with ``member_count`` and ``member_names`` (sorted ignoring case), or 404."""
-    channel = channel_list().filter(name__lower=name.lower()).first()
-    if channel is None:
-        raise ChannelNotFound("No such channel.")
+    channel = channel_with_count(channel=channel_get(name=name))
     channel.member_names = list(
         User.objects.filter(memberships__channel=channel)
         .order_by(Lower("username"), "username")

@@ -262,3 +262,11 @@ def test_channel_responses_show_no_email(alice, auth_client):
     client = auth_client(alice)
     for path in ["/api/channels/", "/api/channels/me", "/api/channels/General"]:
         assert "@" not in client.get(path).content.decode()
+
+
+@pytest.mark.parametrize("name", ["%00", "a%00b", "%F0%9F%98%80", "x" * 300])
+def test_impossible_names_are_404(alice, auth_client, name):
+    client = auth_client(alice)
+    assert client.get(f"/api/channels/{name}").status_code == 404
+    assert client.post(f"/api/channels/{name}/join").status_code == 404
+    assert client.get(f"/api/messages?channel={name}").status_code == 404
