@@ -120,7 +120,28 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
+
+
+def sqlite_database(path: Path | str) -> dict:
+    """SQLite tuned for a chat server, from ``DATABASE_URL=sqlite:///...`` or by default."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # Keep the connection: reopening it (and re-running the PRAGMAs)
+        # after every database step cost a fifth of a message's time.
+        "CONN_MAX_AGE": None,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers
+            # queue on the timeout instead of failing with "database is locked".
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;",
+        },
+    }
+
+
+if DATABASE_URL and not DATABASE_URL.startswith("sqlite:"):
     # Under ASGI every HTTP request runs its sync code in a thread of its own,
     # so a persistent (per-thread) connection outlives its thread and leaks
     # until PostgreSQL refuses new clients. Each process therefore shares a
@@ -144,26 +165,12 @@ if DATABASE_URL:
             "timeout": env_float("CHAT_DB_POOL_TIMEOUT", 10.0),
         }
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
-            # Keep the connection: reopening it (and re-running the PRAGMAs)
-            # after every database step cost a fifth of a message's time.
-            "CONN_MAX_AGE": None,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {
-                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers
-                # queue on the timeout instead of failing with "database is locked".
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
-                ),
-            },
-        }
-    }
+    if DATABASE_URL:
+        sqlite_path = dj_database_url.parse(DATABASE_URL)["NAME"]
+    else:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        sqlite_path = DATA_DIR / "db.sqlite3"
+    DATABASES = {"default": sqlite_database(sqlite_path)}
 
 # --- Cache, channel layer ---------------------------------------------------
 
