@@ -313,7 +313,16 @@ def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], d
 
 # --- summary ------------------------------------------------------------------
 
-COUNTS = ("expected", "delivered", "lost", "duplicated", "out_of_order", "unacknowledged", "errors")
+COUNTS = (
+    "expected",
+    "delivered",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "unacknowledged",
+    "errors",
+    "pending",
+)
 
 
 def summarise(rows: list[dict]) -> list[dict]:

@@ -42,7 +42,7 @@ class Context:
     fan_prefix: str = "fan"
     room_prefix: str = "room"
     idle_prefix: str = "idle"
-    drain_seconds: float = 10.0
+    drain_seconds: float = 30.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -80,7 +80,8 @@ def _row(scenario: str, label: str, cpu: CpuWindow, tally: Tally | None, **figur
     row = {"scenario": scenario, "label": label, "seconds": round(cpu.wall, 3), **figures, **cpu.as_dict()}
     if tally is not None:
         row.update(tally.as_dict())
-    failures = figures.get("errors", 0) or 0
+    # ``pending``: sent but never acknowledged, even after the drain.
+    failures = (figures.get("errors") or 0) + (figures.get("pending") or 0)
     row["flagged"] = bool((tally is not None and not tally.clean) or failures)
     return row
 
@@ -207,6 +208,7 @@ async def _fanout_saturation(
         subscribers=n,
         window=window,
         sent=state["sent"],
+        pending=state["sent"] - ledger.acked_count(),
         deliveries_per_s=round(tally.delivered / span, 1),
         messages_per_s=round(ledger.acked_count() / span, 1),
     )
@@ -254,6 +256,7 @@ async def _fanout_rate(ctx: Context, clients: list[ChatClient], channel: str, *,
         subscribers=n,
         rate=rate,
         sent=total,
+        pending=total - ledger.acked_count(),
         latency_ms=percentiles_ms(latencies),
         latency_cdf_ms=cdf_points(latencies),
     )
@@ -337,6 +340,7 @@ async def rooms(ctx: Context, *, channels: int, members: int, seconds: float, de
                 channels=channels,
                 members=members,
                 sent=state["sent"],
+                pending=state["sent"] - ledger.acked_count(),
                 deliveries_per_s=round(tally.delivered / span, 1),
                 messages_per_s=round(ledger.acked_count() / span, 1),
             )
