@@ -36,6 +36,7 @@ from messaging.broadcast import (
     apublish,
     envelope,
 )
+from messaging.eager import start_eagerly
 from messaging.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
 from messaging.hub import Hub, get_hub
 from messaging.services import message_send
@@ -49,6 +50,7 @@ MAX_GAP = 5_000  # missing seqs a socket will fill from the database before givi
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 HOUSEKEEPING_SECONDS = 15.0
+_NEEDS_PUMP = object()
 
 
 def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -301,9 +303,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- hub events -------------------------------------------------------------
 
     def hub_event(self, event: dict[str, Any]) -> None:
-        """Queue one envelope; the pump applies them in order."""
+        """Take one envelope: send it at once when nothing is queued, else queue it in order."""
         if self.closing:
             return
+        if self.live and self.pump is None and not self.inbox:
+            text = self._immediate_frame(event)
+            if text is not _NEEDS_PUMP:
+                if text is not None:
+                    self._send_now(text)
+                return
         self.inbox.append(event)
         if len(self.inbox) > MAX_BACKLOG:
             logger.info("closing a socket that fell %d events behind", len(self.inbox))
@@ -311,12 +319,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self._start_pump()
 
+    def _immediate_frame(self, event: dict[str, Any]) -> Any:
+        """The frame an in-order message or plain frame sends (None: nothing), or _NEEDS_PUMP."""
+        kind = event["kind"]
+        if kind == KIND_FRAME:
+            return None if event.get("exclude_user") == self.user_hex else event["frame"]
+        if kind == KIND_MESSAGE:
+            stream, seq = event["stream"], event["seq"]
+            last = self.last_seqs.get(stream)
+            if last is None or seq <= last:
+                return None  # not subscribed, or already delivered
+            if seq == last + 1:
+                self.last_seqs[stream] = seq
+                return event["frame"]
+        return _NEEDS_PUMP  # a gap to fill, or a subscription change
+
+    def _send_now(self, text: str) -> None:
+        """Start the send inline; if it must wait, the pump finishes it before anything else."""
+        try:
+            waiting = start_eagerly(self.base_send({"type": "websocket.send", "text": text}))
+        except Exception:
+            logger.info("send to a closing socket failed", exc_info=True)
+            self.closing = True
+            return
+        if waiting is not None:
+            self.pump = asyncio.ensure_future(self._drain(waiting))
+
     def _start_pump(self) -> None:
         if self.live and self.pump is None and self.inbox:
             self.pump = asyncio.ensure_future(self._drain())
 
-    async def _drain(self) -> None:
+    async def _drain(self, waiting: asyncio.Future | None = None) -> None:
         try:
+            if waiting is not None:
+                await waiting
             while self.inbox and not self.closing:
                 event = self.inbox.popleft()
                 await self.appliers[event["kind"]](self, event)
@@ -328,6 +364,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             self.pump = None
 
+    async def _send_text(self, text: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text})
+
     async def apply_message(self, event: dict[str, Any]) -> None:
         stream, seq = event["stream"], event["seq"]
         last = self.last_seqs.get(stream)
@@ -338,13 +377,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._close(CLOSE_TRY_AGAIN)
                 return
             for text in await db(connections.messages_between)(stream=stream, after=last, before=seq):
-                await self.send(text_data=text)
+                await self._send_text(text)
         self.last_seqs[stream] = seq
-        await self.send(text_data=event["frame"])
+        await self._send_text(event["frame"])
 
     async def apply_frame(self, event: dict[str, Any]) -> None:
         if event.get("exclude_user") != self.user_hex:
-            await self.send(text_data=event["frame"])
+            await self._send_text(event["frame"])
 
     async def apply_subscribe(self, event: dict[str, Any]) -> None:
         stream = event["stream"]
