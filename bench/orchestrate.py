@@ -1,7 +1,8 @@
 """``bench/run``'s engine: for each configuration, a fresh database, seed, server, scenarios.
 
 A configuration is ``SERVER/LAYER/DB``: ``uvicorn`` or ``daphne`` (both via
-``bin/server``), ``memory`` or ``redis`` (``REDIS_URL`` database 15), and
+``bin/server``), ``memory``, ``redis`` (the pubsub layer) or ``redis-core``
+(``CHAT_CHANNEL_LAYER=core``: RedisChannelLayer), both on ``REDIS_URL`` database 15, and
 ``sqlite`` or ``postgres`` (a fresh database created and dropped here).
 Each run starts a new server process pinned to core 0 and runs every chosen
 scenario from this process, pinned to core 1; the summary quotes medians
@@ -85,7 +86,7 @@ class Config:
         server, layer, db = text.strip().split("/")
         if (
             server not in {"uvicorn", "daphne"}
-            or layer not in {"memory", "redis"}
+            or layer not in {"memory", "redis", "redis-core"}
             or db not in {"sqlite", "postgres"}
         ):
             raise ValueError(f"bad configuration {text!r}: SERVER/LAYER/DB, e.g. uvicorn/memory/sqlite")
@@ -131,8 +132,10 @@ def server_env(config: Config, data_dir: Path, database_url: str) -> dict[str, s
         CHAT_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
-    if config.layer == "redis":
+    if config.layer in {"redis", "redis-core"}:
         env["REDIS_URL"] = REDIS_URL
+        # "redis" is the default pubsub layer; "redis-core" is RedisChannelLayer.
+        env["CHAT_CHANNEL_LAYER"] = "core" if config.layer == "redis-core" else "pubsub"
     return env
 
 
@@ -282,7 +285,7 @@ def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], d
             cleanup.append(lambda: drop_postgres_database(name))
         else:
             database_url = f"sqlite:///{data_dir / 'db.sqlite3'}"
-        if config.layer == "redis":
+        if config.layer in {"redis", "redis-core"}:
             flush_redis()
         env = server_env(config, data_dir, database_url)
         manage(env, "migrate", "--noinput", "-v", "0")

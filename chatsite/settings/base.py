@@ -185,12 +185,35 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "chat"},
+    # CHAT_CHANNEL_LAYER picks the channels-redis layer: "pubsub" (the default,
+    # Redis PUBLISH/SUBSCRIBE) or "core" (RedisChannelLayer: lists and sorted
+    # sets); docs/deploy.md ("Channel layers") has the measurements behind the
+    # default. Either way each process is one layer member (messaging.hub).
+    CHAT_CHANNEL_LAYER = os.environ.get("CHAT_CHANNEL_LAYER", "pubsub").strip().lower() or "pubsub"
+    if CHAT_CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "prefix": "chat"},
+            }
         }
-    }
+    elif CHAT_CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    # A socket timeout above the layer's 5 s blocking pop, a
+                    # pool above its default 100, and room for bursts in the
+                    # hub's one channel per process (see pitfalls of defaults).
+                    "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}],
+                    "prefix": "chat",
+                    "capacity": 5000,
+                    "expiry": 60,
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER must be pubsub or core, got {CHAT_CHANNEL_LAYER!r}")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
