@@ -7,6 +7,8 @@ sync/async line is drawn in one place and no loop crosses it row by row.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -94,7 +96,7 @@ def connection_initial_state(*, user: User, streams: dict[str, str | None]) -> I
     # Seqs first, history second: a message committed between the two reads
     # is then delivered live (its seq is above), never lost between them.
     last_seqs = stream_last_seqs(streams=list(streams))
-    recent, has_more = recent_messages(streams=list(streams), limit=CONNECT_HISTORY)
+    recent, has_more = recent_messages(last_seqs=last_seqs, limit=CONNECT_HISTORY)
     online = sorted(
         User.objects.filter(id__in=get_presence_store().all_connected())
         .exclude(status=User.Status.OFFLINE)
@@ -120,20 +122,52 @@ def _stream_filter(stream: str) -> Q:
     return Q(channel__isnull=True) if stream == LOBBY_STREAM else Q(channel_id=UUID(stream))
 
 
-def recent_messages(*, streams: list[str], limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """The newest ``limit`` messages across ``streams``, oldest first, and whether there are more.
+# Every connection of a process reads the same lobby history on connect, so
+# each stream's newest payloads are kept here, valid while the stream's last
+# seq is unchanged (exact across processes: the seq is read from the database)
+# and for at most RECENT_CACHE_SECONDS (so a moderator's deletion shows soon).
+RECENT_CACHE_SECONDS = 5.0
+RECENT_CACHE_STREAMS = 2_000
+_recent_cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
+_recent_cache_lock = threading.Lock()
 
-    One short index scan per stream (newest first by seq) and one fetch, rather
-    than one query that gathers and sorts every readable row.
+
+def _stream_recent(stream: str, *, last_seq: int, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` payloads of one stream, newest first."""
+    now = time.monotonic()
+    with _recent_cache_lock:
+        cached = _recent_cache.get(stream)
+    if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
+        return cached[2][:limit]
+    rows = Message.objects.filter(_stream_filter(stream), seq__lte=last_seq).order_by("-seq")
+    payloads = _payloads(rows[: CONNECT_HISTORY + 1])
+    with _recent_cache_lock:
+        if len(_recent_cache) >= RECENT_CACHE_STREAMS:
+            _recent_cache.clear()
+        _recent_cache[stream] = (last_seq, now, payloads)
+    return payloads[:limit]
+
+
+def reset_recent_cache() -> None:
+    """Forget cached histories (tests reuse seqs across databases)."""
+    with _recent_cache_lock:
+        _recent_cache.clear()
+
+
+def recent_messages(*, last_seqs: dict[str, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``limit`` messages across streams (up to each given seq), oldest first, and whether
+    there are more.
+
+    Timestamps have one fixed width, so their strings sort in time order; within
+    one stream, seq breaks ties between messages of the same millisecond.
     """
-    candidates: list[tuple] = []
-    for stream in streams:
-        newest = Message.objects.filter(_stream_filter(stream)).order_by("-seq")
-        candidates.extend(newest.values_list("created_at", "id")[: limit + 1])
-    candidates.sort(reverse=True)
-    chosen = [message_id for _created, message_id in candidates[:limit]]
-    rows = Message.objects.filter(id__in=chosen).order_by("created_at", "id")
-    return _payloads(rows), len(candidates) > limit
+    candidates = [
+        payload
+        for stream, last_seq in last_seqs.items()
+        for payload in _stream_recent(stream, last_seq=last_seq, limit=limit + 1)
+    ]
+    candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
+    return candidates[:limit][::-1], len(candidates) > limit
 
 
 def connection_close(*, user_id: UUID, connection_id: str) -> None:

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import User
+from messaging.connections import reset_recent_cache
 from messaging.ratelimit import reset_message_rate_limiter
 
 DEFAULT_PASSWORD = "correct-Horse-battery-9"
@@ -25,6 +26,7 @@ def _fresh_caches():
 
     cache.clear()
     reset_message_rate_limiter()
+    reset_recent_cache()
     yield
     reset_message_rate_limiter()
 

@@ -284,3 +284,18 @@ async def test_status_change_through_rest_reaches_sockets(make_user, ws_connect,
     assert response.status_code == 200
     away = await watcher.recv()
     assert (away["type"], away["status"], away["is_online"]) == ("presence", "away", True)
+
+
+async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_connect, monkeypatch):
+    """The history cache never serves a page older than the stream, nor a deleted message for long."""
+    from messaging import connections
+    from messaging.services import message_delete, message_send
+
+    user = await database_sync_to_async(make_user)()
+    first = await database_sync_to_async(message_send)(user=user, channel_name=None, content="one")
+    assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["one"]
+    await database_sync_to_async(message_send)(user=user, channel_name=None, content="two")
+    assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["one", "two"]
+    await database_sync_to_async(message_delete)(message=first.message)
+    monkeypatch.setattr(connections, "RECENT_CACHE_SECONDS", 0.0)
+    assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["two"]
