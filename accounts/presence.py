@@ -9,9 +9,11 @@ swept. Everything that asks "is this user online?" goes through
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -19,6 +21,8 @@ import redis
 from django.conf import settings
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+
+from chatsite.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +227,20 @@ return result
 _HEARTBEAT_CHUNK = 500
 
 
+def _redis_unavailable(method: Callable) -> Callable:
+    """Turn Redis being away into ``ServiceUnavailable``: a 503 or an ``unavailable`` error frame."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            logger.warning("presence: Redis unavailable (%s)", exc)
+            raise ServiceUnavailable("Presence is unavailable (Redis); try again shortly.") from exc
+
+    return wrapper
+
+
 def redis_client(url: str) -> redis.Redis:
     """A thread-safe client that fails fast when Redis is away and reconnects when it is back."""
     return redis.Redis.from_url(
@@ -243,7 +261,9 @@ class RedisPresenceStore:
     same score, which ``sweep`` walks. Each call is one Lua script, so it is
     atomic and one round trip. ``sweep`` builds user keys inside its script,
     so this store needs a single Redis server, not Redis Cluster. Calls raise
-    ``redis.RedisError`` while Redis is unreachable.
+    ``ServiceUnavailable`` (503, error code ``unavailable``) while Redis is
+    unreachable. A Redis restart empties the store: each process's next
+    heartbeat reports its connections missing and the process re-opens them.
     """
 
     def __init__(
@@ -269,6 +289,7 @@ class RedisPresenceStore:
     def _user_key(self, user_id: UUID) -> str:
         return f"{self.prefix}u:{user_id.hex}"
 
+    @_redis_unavailable
     def open(self, user_id: UUID, connection_id: str, *, limit: int) -> int | None:
         count = int(
             self._open(
@@ -278,11 +299,13 @@ class RedisPresenceStore:
         )
         return None if count < 0 else count
 
+    @_redis_unavailable
     def close(self, user_id: UUID, connection_id: str) -> int:
         return int(
             self._close(keys=[self._user_key(user_id), self._conns], args=[user_id.hex, connection_id])
         )
 
+    @_redis_unavailable
     def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
@@ -290,9 +313,11 @@ class RedisPresenceStore:
         counts = self._connected(keys=[self._user_key(user_id) for user_id in ids])
         return {user_id for user_id, count in zip(ids, counts, strict=True) if int(count) > 0}
 
+    @_redis_unavailable
     def all_connected(self) -> set[UUID]:
         return {UUID(member[:32].decode()) for member in self._all(keys=[self._conns])}
 
+    @_redis_unavailable
     def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> list[tuple[UUID, str]]:
         """Renew this process's connections in one round trip.
 
@@ -319,6 +344,7 @@ class RedisPresenceStore:
             logger.info("presence: %d connections were gone before their heartbeat", len(missing))
         return missing
 
+    @_redis_unavailable
     def sweep(self) -> list[UUID]:
         offline: list[UUID] = []
         while True:
@@ -354,6 +380,21 @@ def reset_presence_store() -> None:
     global _store
     with _store_lock:
         _store = None
+
+
+def presence_renew(live: Mapping[tuple[UUID, str], Any], *, still_open: Callable[[Any], bool]) -> None:
+    """Renew one process's connections (``(user id, connection id)`` -> its socket).
+
+    Connections the store no longer has are re-opened when ``still_open(socket)``
+    says so (read in this thread, after the store answered): after a Redis
+    restart emptied the store, counts and presence come back with the next
+    heartbeat instead of leaking or going negative. One that closed meanwhile
+    stays closed, since its close is recorded after this step.
+    """
+    store = get_presence_store()
+    for key in store.heartbeat(list(live)):
+        if still_open(live[key]):
+            store.open(*key, limit=sys.maxsize)
 
 
 def is_connected(user_id: UUID) -> bool:

@@ -24,7 +24,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from chatsite.errors import ChatError, InvalidInput, NotAMember, RateLimited
+from accounts.presence import presence_renew
+from chatsite.errors import ChatError, InvalidInput, NotAMember, RateLimited, ServiceUnavailable
 from messaging import connections, events
 from messaging.broadcast import (
     KIND_CHANNEL_DELETED,
@@ -49,7 +50,6 @@ MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013
 MAX_GAP = 5_000  # missing seqs a socket will fill from the database before giving up (1013)
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
-HOUSEKEEPING_SECONDS = 15.0
 _NEEDS_PUMP = object()
 
 
@@ -120,8 +120,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except connections.Refused as refused:
             await self._close(refused.code)
             return
-        except DatabaseError:
-            logger.warning("handshake refused: database unavailable")
+        except (DatabaseError, ServiceUnavailable):
+            logger.warning("handshake refused: database or Redis unavailable")
             await self._close(CLOSE_TRY_AGAIN)
             return
         self.user, self.session, self.user_hex = opened.user, opened.session, opened.user.id.hex
@@ -149,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.hub.leave_all(self.hub_groups, self)
         try:
             await db(connections.connection_close)(user_id=self.user.id, connection_id=self.connection_id)
-        except DatabaseError:
+        except (DatabaseError, ServiceUnavailable):
             logger.warning("could not record disconnect of %s", self.user.id)
 
     def _query_token(self) -> str | None:
@@ -461,13 +461,16 @@ def ensure_housekeeping(hub: Hub) -> None:
 
 async def _housekeep(hub: Hub) -> None:
     while True:
-        await asyncio.sleep(HOUSEKEEPING_SECONDS)
-        live = [
-            (subscriber.user.id, subscriber.connection_id)
+        await asyncio.sleep(settings.CHAT_HOUSEKEEPING_SECONDS)
+        live = {
+            (subscriber.user.id, subscriber.connection_id): subscriber
             for subscriber in hub.subscribers()
             if getattr(subscriber, "user", None) is not None
-        ]
+        }
         try:
-            await db(connections.presence_tick)(connections=live)
-        except Exception:
-            logger.exception("presence heartbeat failed")
+            # Renew, and re-register what the store lost (a Redis restart
+            # empties it) while still open here; then sweep dead processes.
+            await db(presence_renew)(live, still_open=lambda consumer: not consumer.closing)
+            await db(connections.presence_tick)(connections=[])
+        except Exception as exc:
+            logger.warning("presence heartbeat failed: %s", exc)

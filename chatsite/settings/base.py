@@ -221,6 +221,18 @@ else:
     # embedded mode needs; REDIS_URL gives the rate limits a shared cache.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
+# Presence (connection counts) expires unless renewed: each process renews its
+# connections and sweeps dead processes' every CHAT_HOUSEKEEPING_SECONDS, and
+# an entry lives CHAT_PRESENCE_TTL seconds after its last renewal, so a dead
+# process's users go offline within TTL + interval (60 s by default).
+CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL", 45.0)
+CHAT_HOUSEKEEPING_SECONDS = env_float("CHAT_HOUSEKEEPING_SECONDS", 15.0)
+if not 0 < 2 * CHAT_HOUSEKEEPING_SECONDS <= CHAT_PRESENCE_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "CHAT_PRESENCE_TTL must be at least twice CHAT_HOUSEKEEPING_SECONDS"
+        " (one missed heartbeat is not a death)."
+    )
+
 # --- Passwords --------------------------------------------------------------
 
 PASSWORD_HASHERS = [
