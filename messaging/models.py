@@ -58,6 +58,8 @@ class Message(models.Model):
             # One stream's messages by seq, the lobby (channel IS NULL) included:
             # SQLite does not use the partial unique indexes to order the lobby.
             models.Index(fields=["channel", "seq"], name="messaging_by_stream_seq"),
+            # One stream's messages by time, for pages merged across streams.
+            models.Index(fields=["channel", "created_at", "id"], name="messaging_by_stream_time"),
             # GET /api/messages/me across streams: keyset on (created_at, id).
             models.Index(fields=["user", "created_at", "id"], name="messaging_by_user_time_id"),
             models.Index(

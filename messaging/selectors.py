@@ -121,8 +121,39 @@ def message_page(
 
     if author is not None:
         scope = scope.filter(user=author)
+    streams = _stream_filters(user=user) if isinstance(channel_name, AllStreams) and author is None else None
     rows = scope.select_related("user", "channel")
-    return _cut(rows, scope, order, anchor=anchor, direction=field, limit=limit)
+    return _cut(rows, scope, order, anchor=anchor, direction=field, limit=limit, streams=streams)
+
+
+def _stream_filters(*, user: User) -> list[Q]:
+    """One filter per stream the user reads: the lobby, then each of their channels."""
+    channel_ids = Membership.objects.filter(user=user).values_list("channel_id", flat=True)
+    return [Q(channel__isnull=True), *(Q(channel_id=channel_id) for channel_id in channel_ids)]
+
+
+def _window(
+    rows: QuerySet[Message], ordering: list[str], n: int, *, where: Q | None, streams: list[Q] | None
+) -> list[Message]:
+    """The first ``n`` rows of ``rows`` in ``ordering``, optionally merged stream by stream.
+
+    Across streams, one query with ``lobby OR channel IN (...)`` makes SQLite
+    gather and sort every readable row; one short index scan per stream
+    (``messaging_by_stream_time``) and a merge reads only what the page needs.
+    """
+    if where is not None:
+        rows = rows.filter(where)
+    if streams is None:
+        return list(rows.order_by(*ordering)[:n])
+    keys = [
+        key
+        for stream in streams
+        for key in rows.filter(stream).order_by(*ordering).values_list("created_at", "id")[:n]
+    ]
+    keys.sort(reverse=ordering[0].startswith("-"))
+    chosen = [message_id for _created, message_id in keys[:n]]
+    by_id = {message.id: message for message in rows.filter(id__in=chosen)}
+    return [by_id[message_id] for message_id in chosen if message_id in by_id]
 
 
 def _ids(queryset: QuerySet[Message], n: int) -> list[uuid.UUID]:
@@ -137,16 +168,17 @@ def _cut(
     anchor: Message | None,
     direction: str,
     limit: int,
+    streams: list[Q] | None = None,
 ) -> MessagePage:
     """Fetch ``limit + 1`` rows to learn whether more lie beyond, then name the neighbours."""
     if anchor is None or direction == "before":
-        older_rows = rows if anchor is None else rows.filter(order.older(anchor))
-        window = list(older_rows.order_by(*order.desc())[: limit + 1])
+        where = None if anchor is None else order.older(anchor)
+        window = _window(rows, order.desc(), limit + 1, where=where, streams=streams)
         messages = window[:limit][::-1]
         has_older = len(window) > limit
         has_newer = anchor is not None and bool(messages) and scope.filter(order.newer(messages[-1])).exists()
     else:
-        window = list(rows.filter(order.newer(anchor)).order_by(*order.asc())[: limit + 1])
+        window = _window(rows, order.asc(), limit + 1, where=order.newer(anchor), streams=streams)
         messages = window[:limit]
         has_newer = len(window) > limit
         has_older = bool(messages) and scope.filter(order.older(messages[0])).exists()
