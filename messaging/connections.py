@@ -178,9 +178,10 @@ def connection_close(*, user_id: UUID, connection_id: str) -> None:
 
 def user_went_offline(*, user_id: UUID) -> None:
     """Record ``last_seen`` and tell everyone, unless the user was invisible anyway."""
-    user = User.objects.filter(id=user_id).first()
-    if user is None or user.status == User.Status.OFFLINE:
-        return
+    status = User.objects.filter(id=user_id).values_list("status", flat=True).first()
+    if status is None or status == User.Status.OFFLINE:
+        return  # invisible (or deleted): others saw nothing come or go
+    user = User.objects.get(id=user_id)
     user.last_seen = timezone.now()
     User.objects.filter(id=user_id).update(last_seen=user.last_seen)
     presence_broadcast_on_commit(events.user_payload(user, connected=False))
