@@ -474,3 +474,7 @@ async def _housekeep(hub: Hub) -> None:
             await db(connections.presence_tick)(connections=[])
         except Exception as exc:
             logger.warning("presence heartbeat failed: %s", exc)
+        try:
+            await hub.repair()  # groups an outage kept this process out of
+        except Exception as exc:
+            logger.warning("hub repair failed: %s", exc)

@@ -6,6 +6,15 @@ N silent drops once a queue fills). Here each process joins a layer group
 once, on behalf of all its local sockets in that group, and hands every
 envelope it receives to those sockets itself: one layer message per process
 per broadcast, its frame encoded once by the publisher.
+
+When Redis restarts, the pubsub layer's client (redis-py's ``PubSub``)
+reconnects and re-subscribes to every channel it had by itself, so existing
+memberships survive. What does not survive is a ``group_add`` or
+``group_discard`` attempted while Redis is away: they raise. The hub keeps
+such groups aside and ``repair()`` (called by the housekeeping loop) retries
+them, so a socket never fails or leaks because of an outage; a layer that
+keeps memberships in Redis itself (``RedisChannelLayer``) loses them on a
+restart, so ``repair()`` re-adds them all for it.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from messaging.broadcast import set_server_loop
 
@@ -39,6 +49,7 @@ class Hub:
         self.channel_name: str | None = None
         self.members: dict[str, set[HubSubscriber]] = {}
         self._joined: set[str] = set()  # groups this process's layer channel is in
+        self._unjoined: set[str] = set()  # groups whose group_add failed (Redis away): retried
         self._locks: dict[str, asyncio.Lock] = {}
         self._receiver: asyncio.Task | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
@@ -56,7 +67,15 @@ class Hub:
             return
         async with self._lock(group):
             if group not in self._joined and self.members.get(group):
-                await self.layer.group_add(group, self.channel_name)
+                try:
+                    await self.layer.group_add(group, self.channel_name)
+                except Exception as exc:
+                    # Redis is away: serve the socket anyway (gaps fill from
+                    # the database) and join once repair() gets through.
+                    logger.warning("hub: joining %s failed (%s); will retry", group, exc)
+                    self._unjoined.add(group)
+                    return
+                self._unjoined.discard(group)
                 self._joined.add(group)
 
     async def leave(self, group: str, subscriber: HubSubscriber) -> None:
@@ -69,9 +88,14 @@ class Hub:
         async with self._lock(group):
             if not self.members.get(group):
                 self.members.pop(group, None)
+                self._unjoined.discard(group)
                 if group in self._joined:
                     self._joined.discard(group)
-                    await self.layer.group_discard(group, self.channel_name)
+                    try:
+                        await self.layer.group_discard(group, self.channel_name)
+                    except Exception as exc:
+                        # An extra subscription only costs envelopes nobody here reads.
+                        logger.warning("hub: leaving %s failed (%s)", group, exc)
                 self._locks.pop(group, None)
 
     async def leave_all(self, groups: Iterable[str], subscriber: HubSubscriber) -> None:
@@ -91,6 +115,22 @@ class Hub:
         """Re-add every group membership (after a layer lost them, e.g. a Redis restart)."""
         for group in list(self._joined):
             await self.layer.group_add(group, self.channel_name)
+
+    async def repair(self) -> None:
+        """Join the groups an outage kept us out of; re-add all where the layer forgets them.
+
+        Called periodically (the housekeeping loop). The pubsub layer
+        re-subscribes by itself after a reconnect; ``RedisChannelLayer``
+        keeps memberships in Redis, which a restart empties, and expires
+        them after ``group_expiry``, so for it every membership is renewed.
+        """
+        for group in list(self._unjoined):
+            if self.members.get(group):
+                await self.join(group, next(iter(self.members[group])))
+            else:
+                self._unjoined.discard(group)
+        if not isinstance(self.layer, RedisPubSubChannelLayer):
+            await self.rejoin_all()
 
     def _lock(self, group: str) -> asyncio.Lock:
         lock = self._locks.get(group)
