@@ -1,0 +1,80 @@
+"""The process hub on the real Redis, through a Redis restart, for both channels-redis layers.
+
+Joins and leaves attempted while Redis is away must not raise (a socket would
+close with 1011, or its disconnect would skip recording presence), and
+``repair()`` must bring every wanted membership back once Redis returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from messaging.hub import Hub
+from tests.scaleout.helpers import eventually, redis_start, redis_stop
+
+pytestmark = pytest.mark.services
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def hub_event(self, event: dict) -> None:
+        self.events.append(event)
+
+    async def server_close(self, code: int) -> None:
+        pass
+
+
+def make_layer(kind: str, url: str):
+    prefix = f"testhub{uuid.uuid4().hex[:6]}"
+    if kind == "pubsub":
+        return RedisPubSubChannelLayer(hosts=[url], prefix=prefix)
+    return RedisChannelLayer(hosts=[{"address": url, "socket_timeout": 10}], prefix=prefix)
+
+
+async def heard(hub: Hub, recorder: Recorder, group: str) -> bool:
+    """Publish a marker to ``group`` and wait briefly for the recorder to get it."""
+    marker = uuid.uuid4().hex
+    try:
+        await hub.layer.group_send(
+            group, {"type": "hub.event", "group": group, "kind": "frame", "frame": marker}
+        )
+    except Exception:
+        return False
+    for _ in range(20):
+        if any(event.get("frame") == marker for event in recorder.events):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+async def test_memberships_survive_a_redis_restart_and_joins_made_meanwhile_are_retried(redis_url, kind):
+    hub = Hub(make_layer(kind, redis_url))
+    await hub.start()
+    recorder = Recorder()
+    await hub.join("kept", recorder)
+    await hub.join("dropped", recorder)
+    assert await heard(hub, recorder, "kept")
+    try:
+        redis_stop()
+        await hub.join("during", recorder)  # must not raise
+        await hub.leave("dropped", recorder)  # must not raise
+    finally:
+        redis_start()
+
+    async def repaired() -> bool:
+        await hub.repair()
+        return await heard(hub, recorder, "kept") and await heard(hub, recorder, "during")
+
+    await eventually(repaired, timeout=30, step=0.5)
+    assert not await heard(hub, recorder, "dropped")
+    hub._receiver.cancel()
+    await asyncio.gather(hub._receiver, return_exceptions=True)
+    await hub.layer.flush()
