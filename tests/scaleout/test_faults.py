@@ -24,6 +24,9 @@ from tests.scaleout.helpers import (
     join,
     make_channel,
     online_usernames,
+    pg_ready,
+    pg_start,
+    pg_stop,
     redis_start,
     redis_stop,
     rest,
@@ -157,6 +160,14 @@ async def _next_frame(socket: Socket, kinds: tuple[str, ...], timeout: float = 1
             return frame
 
 
+async def _reply_to(socket: Socket, client_id: str, timeout: float = 15) -> dict:
+    """The ``ack`` or ``error`` frame answering the message sent with ``client_id``."""
+    while True:
+        frame = await _next_frame(socket, ("ack", "error"), timeout)
+        if frame.get("client_id") == client_id:
+            return frame
+
+
 @pytest.mark.parametrize("layer", ["pubsub", "core"])
 async def test_redis_restart_mid_run_delivery_and_presence_resume_without_restarting_servers(
     cluster, redis_conn, layer
@@ -174,7 +185,7 @@ async def test_redis_restart_mid_run_delivery_and_presence_resume_without_restar
         # database is the source of truth; the message rate limit counts in
         # the process meanwhile), and the socket stays open.
         await on_a.send({"type": "message", "channel": None, "content": "during", "client_id": "m1"})
-        frame = await _next_frame(on_a, ("ack", "error"))
+        frame = await _reply_to(on_a, "m1")
         assert frame["type"] == "ack", frame
         await on_a.send({"type": "ping"})
         await _next_frame(on_a, ("pong",))
@@ -251,3 +262,61 @@ async def test_redis_restart_mid_run_delivery_and_presence_resume_without_restar
 
 async def _online(server, viewer: dict, usernames: set[str]) -> bool:
     return usernames <= await online_usernames(server, viewer)
+
+
+async def test_postgresql_stopped_then_started_503s_and_error_frames_then_full_service(cluster):
+    # A short pool timeout, so each request made while the database is away answers quickly.
+    a, b = cluster(2, CHAT_DB_POOL_TIMEOUT="2")
+    alice, bob = await account(a, "alice"), await account(b, "bob")
+    on_a, on_b = await Socket.open(a.ws_base, alice), await Socket.open(b.ws_base, bob)
+    await on_a.send({"type": "message", "channel": None, "content": "before", "client_id": "p0"})
+    assert [m["content"] for m in await on_b.messages(1)] == ["before"]
+
+    try:
+        pg_stop()
+        # REST: 503 with a reason, for the authentication step and for login alike.
+        response = await rest("GET", f"{a.base_url}/api/users/me", alice)
+        assert response.status_code == 503 and response.json()["detail"], response.text
+        response = await rest("GET", f"{b.base_url}/api/messages", bob)
+        assert response.status_code == 503 and response.json()["detail"], response.text
+        response = await rest(
+            "POST",
+            f"{b.base_url}/api/auth/login",
+            json={"username": bob["username"], "password": "correct-Horse-battery-9"},
+        )
+        assert response.status_code == 503 and response.json()["detail"], response.text
+        response = await rest("GET", f"{a.base_url}/api/ready")
+        assert response.status_code == 503, response.text
+        assert (response.json()["database"], response.json()["redis"]) == ("unavailable", "ok")
+        assert (await rest("GET", f"{a.base_url}/api/health")).status_code == 200
+        # WebSocket: a send gets an error frame, and the socket stays open and usable.
+        await on_a.send({"type": "message", "channel": None, "content": "during", "client_id": "p1"})
+        frame = await _reply_to(on_a, "p1")
+        assert (frame["type"], frame.get("code"), frame["client_id"]) == ("error", "unavailable", "p1"), frame
+        await on_a.send({"type": "ping"})
+        await _next_frame(on_a, ("pong",))
+        # A new socket cannot authenticate: 1013 (try again), never 1011.
+        async with websockets.connect(f"{b.ws_base}/api/ws/{bob['username']}?token={bob['access']}") as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 15)
+        assert closed.value.rcvd.code == 1013
+    finally:
+        pg_start()
+    assert pg_ready()
+
+    # Full service comes back by itself: readiness, REST, and the same sockets.
+    for server in (a, b):
+        await eventually(
+            lambda server=server: requests.get(f"{server.base_url}/api/ready", timeout=5).status_code == 200,
+            timeout=60,
+        )
+    response = await rest("GET", f"{a.base_url}/api/users/me", alice)
+    assert response.status_code == 200, response.text
+    await on_a.send({"type": "message", "channel": None, "content": "during", "client_id": "p1"})
+    ack = await _reply_to(on_a, "p1")
+    assert (ack["type"], ack["client_id"], ack["seq"]) == ("ack", "p1", 2)
+    assert [(m["content"], m["seq"]) for m in await on_b.messages(1)] == [("during", 2)]
+    again = await Socket.open(b.ws_base, bob)
+    assert [m["content"] for m in again.history["messages"]] == ["before", "during"]
+    for socket in (on_a, on_b, again):
+        await socket.close()
