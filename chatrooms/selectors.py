@@ -14,11 +14,15 @@ from chatsite.errors import ChannelNotFound, NotAMember
 CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
 
 
+def _possible_name(name: object) -> bool:
+    """Whether a channel could have this name. Others are not looked up: PostgreSQL
+    would refuse a NUL in the query with an error rather than find nothing."""
+    return isinstance(name, str) and CHANNEL_NAME_RE.match(name) is not None
+
+
 def channel_get(*, name: str) -> Channel:
     """A channel by name ignoring case, or ChannelNotFound (404 / ``channel_not_found``)."""
-    # A name no channel can have is not looked up: PostgreSQL would refuse a
-    # NUL in the query with an error rather than find nothing.
-    if not isinstance(name, str) or not CHANNEL_NAME_RE.match(name):
+    if not _possible_name(name):
         raise ChannelNotFound("No such channel.")
     channel = Channel.objects.select_related("owner").filter(name__lower=name.lower()).first()
     if channel is None:
@@ -26,17 +30,22 @@ def channel_get(*, name: str) -> Channel:
     return channel
 
 
-def is_member(*, user: User, channel: Channel) -> bool:
-    return Membership.objects.filter(channel=channel, user=user).exists()
-
-
 def access_channel(*, user: User, name: str, require_member: bool = True) -> Channel:
     """Fetch a channel for ``user``: 404 when missing, 403 when membership is required and absent.
 
-    REST views and the WebSocket consumer both guard channels through here.
+    REST views and the WebSocket consumer both guard channels through here. A
+    member (every message sent) costs one query; a refusal costs a second.
     """
+    if require_member and _possible_name(name):
+        membership = (
+            Membership.objects.select_related("channel__owner")
+            .filter(user=user, channel__name__lower=name.lower())
+            .first()
+        )
+        if membership is not None:
+            return membership.channel
     channel = channel_get(name=name)
-    if require_member and not is_member(user=user, channel=channel):
+    if require_member:
         raise NotAMember("You are not a member of this channel.")
     return channel
 

@@ -216,7 +216,7 @@ if REDIS_URL:
         raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER must be pubsub or core, got {CHAT_CHANNEL_LAYER!r}")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chatsite.layers.LocalChannelLayer"}}
     # One process shares its local-memory cache with itself, which is all the
     # embedded mode needs; REDIS_URL gives the rate limits a shared cache.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
