@@ -14,7 +14,14 @@ from collections.abc import Callable
 
 import pytest
 
-from accounts.presence import RedisPresenceStore, get_presence_store, redis_client, reset_presence_store
+from accounts.presence import (
+    RedisPresenceStore,
+    get_presence_store,
+    presence_renew,
+    redis_client,
+    reset_presence_store,
+)
+from chatsite.errors import ServiceUnavailable
 
 pytestmark = pytest.mark.services
 
@@ -250,3 +257,56 @@ def test_get_presence_store_uses_redis_when_configured(settings, redis_url):
         assert store.ttl_ms == 45_000
     finally:
         reset_presence_store()
+
+
+class FakeSocket:
+    def __init__(self, *, closing: bool = False) -> None:
+        self.closing = closing
+
+
+def test_presence_renew_reopens_what_a_redis_restart_lost_but_not_what_closed(
+    settings, redis_url, redis_conn
+):
+    """After Redis lost every entry, the next heartbeat brings back the connections still open."""
+    settings.REDIS_URL = redis_url
+    reset_presence_store()
+    try:
+        store = get_presence_store()
+        user, other = uuid.uuid4(), uuid.uuid4()
+        live = {
+            (user, "c1"): FakeSocket(),
+            (user, "c2"): FakeSocket(),
+            (other, "c3"): FakeSocket(closing=True),
+        }
+        for user_id, connection_id in live:
+            store.open(user_id, connection_id, limit=10)
+        redis_conn.flushdb()  # what a restart of a Redis without persistence leaves
+        assert store.connected([user, other]) == set()
+
+        presence_renew(live, still_open=lambda socket: not socket.closing)
+        assert store.connected([user, other]) == {user}
+        # Counted once each: a third connection fits a limit of 3, a fourth does not.
+        assert store.open(user, "c4", limit=3) == 3
+        assert store.open(user, "c5", limit=3) is None
+        # Renewing again finds them all and re-opens nothing twice.
+        presence_renew(live, still_open=lambda socket: not socket.closing)
+        assert store.close(user, "c1") == 2
+    finally:
+        reset_presence_store()
+
+
+def test_redis_errors_become_service_unavailable():
+    """An unreachable Redis is a 503 / ``unavailable`` refusal, never a raw RedisError (a 500 or 1011)."""
+    store = RedisPresenceStore(redis_client("redis://127.0.0.1:1/0"), prefix=PREFIX)
+    user = uuid.uuid4()
+    for call in (
+        lambda: store.open(user, "c1", limit=10),
+        lambda: store.close(user, "c1"),
+        lambda: store.connected([user]),
+        store.all_connected,
+        lambda: store.heartbeat([(user, "c1")]),
+        store.sweep,
+    ):
+        with pytest.raises(ServiceUnavailable) as refused:
+            call()
+        assert (refused.value.http_status, refused.value.code) == (503, "unavailable")
