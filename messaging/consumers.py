@@ -40,8 +40,8 @@ from messaging.broadcast import (
 from messaging.eager import start_eagerly
 from messaging.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
 from messaging.hub import Hub, get_hub
-from messaging.services import message_send
 from messaging.shutdown import install_graceful_close
+from messaging.writer import get_writer
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def _send_message(self, *, channel: str | None, content: Any, client_id: Any) -> None:
-        result = await db(message_send)(
+        # Through the process's writer: messages waiting together share one commit.
+        result = await get_writer().send(
             user=self.user, channel_name=channel, content=content, client_id=client_id
         )
         message = result.message

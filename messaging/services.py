@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatrooms.models import Channel
 from chatrooms.selectors import access_channel
-from chatsite.errors import ContentEmpty, ContentTooLong, InvalidInput, RateLimited
+from chatsite.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
 from messaging import events
 from messaging.broadcast import KIND_FRAME, KIND_MESSAGE, broadcast_on_commit, envelope, publish
 from messaging.groups import channel_group, channel_stream
@@ -102,6 +102,40 @@ def message_send(*, user: User, channel_name: str | None, content: Any, client_i
         limiter.refund(user.id)
         raise
     return SendResult(message=message, created=True)
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    user: User
+    channel_name: str | None
+    content: Any
+    client_id: Any = None
+
+
+def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | ChatError]:
+    """Store several messages with one commit; each gets its result or its refusal.
+
+    The WebSocket's write path under load: one trip to the database thread and
+    one commit for every message waiting, instead of one each. Each message
+    still takes its seq under its own savepoint, so a refused or failed one
+    leaves the others; all become visible together at the commit, and are
+    announced after it.
+    """
+    outcomes: list[SendResult | ChatError] = []
+    with transaction.atomic():
+        for request in requests:
+            try:
+                outcomes.append(
+                    message_send(
+                        user=request.user,
+                        channel_name=request.channel_name,
+                        content=request.content,
+                        client_id=request.client_id,
+                    )
+                )
+            except ChatError as error:
+                outcomes.append(error)
+    return outcomes
 
 
 def _next_seq(stream: str) -> int:
