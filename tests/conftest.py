@@ -46,6 +46,16 @@ def make_user(db) -> Callable[..., User]:
 
 
 @pytest.fixture
+def alice(make_user) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user) -> User:
+    return make_user("bob")
+
+
+@pytest.fixture
 def api() -> APIClient:
     return APIClient()
 

@@ -24,6 +24,25 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def register_and_login(base_url: str, prefix: str = "e2e") -> dict:
+    """A fresh user on a live server, through the REST routes: ``{"username", "access", "refresh", ...}``."""
+    from tests.conftest import DEFAULT_PASSWORD
+
+    username = f"{prefix}{uuid.uuid4().hex[:10]}"
+    body = {"username": username, "email": f"{username}@example.com", "password": DEFAULT_PASSWORD}
+    response = requests.post(f"{base_url}/api/auth/register", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    login = requests.post(
+        f"{base_url}/api/auth/login", json={"username": username, "password": DEFAULT_PASSWORD}, timeout=30
+    )
+    assert login.status_code == 200, login.text
+    return {"username": username, **login.json()}
+
+
+def bearer(account: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {account['access']}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

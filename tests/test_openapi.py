@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from io import StringIO
 
 import hypothesis
@@ -14,7 +13,9 @@ from django.core.management import call_command
 from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 
-PASSWORD = "correct-Horse-battery-9"
+from tests.servers import bearer as bearer_header
+from tests.servers import register_and_login
+
 # Generated cases per operation: enough to find shape errors, bounded well under two minutes.
 MAX_EXAMPLES = 25
 # What the issue asks: no 5xx, and answers that match the schema. Not
@@ -100,17 +101,9 @@ def test_message_and_channel_shapes():
 def bearer(live_server_proc) -> dict[str, str]:
     """A logged-in user on the live server, with a channel and messages to find."""
     base = live_server_proc.base_url
-    username = f"fuzz{uuid.uuid4().hex[:8]}"
-    register = requests.post(
-        f"{base}/api/auth/register",
-        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
-        timeout=30,
-    )
-    assert register.status_code == 201, register.text
-    login = requests.post(
-        f"{base}/api/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
-    )
-    headers = {"Authorization": f"Bearer {login.json()['access']}"}
+    account = register_and_login(base, prefix="fuzz")
+    username = account["username"]
+    headers = bearer_header(account)
     requests.post(f"{base}/api/channels/", json={"name": f"c{username}"}, headers=headers, timeout=30)
     for target in (None, f"c{username}"):
         requests.post(

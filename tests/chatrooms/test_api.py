@@ -18,16 +18,6 @@ CHANNEL_KEYS = {"id", "name", "description", "owner", "member_count", "created_a
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
 def names(response) -> list[str]:
     return [channel["name"] for channel in response.json()["results"]]
 

@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
-import requests
 import websockets
 
-from tests.conftest import DEFAULT_PASSWORD
-
-
-def register_and_login(base_url: str, prefix: str = "e2e") -> dict[str, Any]:
-    """A fresh user on a live server: ``{"username", "access", "refresh"}``."""
-    username = f"{prefix}{uuid.uuid4().hex[:10]}"
-    body = {"username": username, "email": f"{username}@example.com", "password": DEFAULT_PASSWORD}
-    assert requests.post(f"{base_url}/api/auth/register", json=body, timeout=10).status_code == 201
-    login = requests.post(
-        f"{base_url}/api/auth/login", json={"username": username, "password": DEFAULT_PASSWORD}, timeout=10
-    )
-    assert login.status_code == 200, login.text
-    return {"username": username, **login.json()}
-
-
-def bearer(account: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {account['access']}"}
+from tests.servers import bearer, register_and_login  # noqa: F401  (re-exported for the tests)
 
 
 class Socket:

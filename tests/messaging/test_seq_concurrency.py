@@ -8,26 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.servers import bearer, register_and_login
+
 pytestmark = pytest.mark.e2e
 
 THREADS = 8
 PER_THREAD = 25
-PASSWORD = "correct-Horse-battery-9"
 
 
 def login(base: str, username: str) -> requests.Session:
+    """A requests session of a fresh user (``username`` is a prefix)."""
     session = requests.Session()
-    response = session.post(
-        f"{base}/api/auth/register",
-        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    response = session.post(
-        f"{base}/api/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    session.headers["Authorization"] = f"Bearer {response.json()['access']}"
+    session.headers.update(bearer(register_and_login(base, prefix=username)))
     return session
 
 
