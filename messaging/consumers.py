@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from accounts.presence import presence_renew
 from chatsite.errors import ChatError, InvalidInput, NotAMember, RateLimited, ServiceUnavailable
@@ -196,8 +197,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await work
         except ChatError as error:
             await self._refuse(frame, error)
-        except DatabaseError:
-            logger.warning("frame refused: database unavailable")
+        except (DatabaseError, RedisError):
+            logger.warning("frame refused: database or Redis unavailable", exc_info=True)
             await self._refuse(
                 frame, ChatError("The database is unavailable; try again.", code="unavailable")
             )

@@ -91,13 +91,13 @@ def message_send(*, user: User, channel_name: str | None, content: Any, client_i
     if retry_after is not None:
         # A resend is answered even past the limit: it stores nothing new.
         if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
-            return SendResult(message=first, created=False)
+            return _resent(first)
         raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
     try:
         message = _message_store(user=user, channel=channel, content=text, client_id=client_id)
     except _AlreadySent as already:
         limiter.refund(user.id)
-        return SendResult(message=already.message, created=False)
+        return _resent(already.message)
     except BaseException:
         limiter.refund(user.id)
         raise
@@ -172,12 +172,28 @@ def _message_store(*, user: User, channel: Channel | None, content: str, client_
             client_id=client_id,
             created_at=timezone.now(),
         )
-        frame = events.encode(events.message_frame(events.message_payload(message)))
-        broadcast_on_commit(
-            channel_group(channel.id if channel else None),
-            envelope(KIND_MESSAGE, stream=stream, seq=seq, frame=frame),
-        )
+        _announce_on_commit(message)
     return message
+
+
+def _announce_on_commit(message: Message) -> None:
+    """Publish a stored message to its stream's subscribers once the transaction commits."""
+    frame = events.encode(events.message_frame(events.message_payload(message)))
+    broadcast_on_commit(
+        channel_group(message.channel_id),
+        envelope(KIND_MESSAGE, stream=channel_stream(message.channel_id), seq=message.seq, frame=frame),
+    )
+
+
+def _resent(message: Message) -> SendResult:
+    """Answer a resend with the first message, and announce it again.
+
+    A process that stored a message may have died before announcing it; its
+    client resends through another process. Sockets that already delivered
+    this seq drop the copy, so announcing again is never a second delivery.
+    """
+    _announce_on_commit(message)
+    return SendResult(message=message, created=False)
 
 
 def message_delete(*, message: Message) -> None:

@@ -41,7 +41,8 @@ def test_batch_keeps_each_outcome_and_seqs_gapless(make_user, django_capture_on_
     assert outcomes[3].message.seq == 1
     assert StreamSequence.objects.get(stream="").last_seq == 2
     assert Message.objects.count() == 3
-    assert len(callbacks) == 3  # one broadcast per new message, run at the batch's commit
+    # One announcement per new message and one for the resend, all run at the batch's commit.
+    assert len(callbacks) == 4
 
 
 @pytest.mark.django_db(transaction=True)

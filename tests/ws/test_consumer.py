@@ -299,3 +299,19 @@ async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_co
     await database_sync_to_async(message_delete)(message=first.message)
     monkeypatch.setattr(connections, "RECENT_CACHE_SECONDS", 0.0)
     assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["two"]
+
+
+async def test_a_redis_outage_during_a_frame_is_an_unavailable_error(make_user, ws_connect, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from messaging import consumers
+
+    async def refuse(group, event):
+        raise RedisConnectionError("Redis is restarting")
+
+    client = await ws_connect(await database_sync_to_async(make_user)())
+    monkeypatch.setattr(consumers, "apublish", refuse)
+    await client.send({"type": "typing", "channel": None})
+    assert (await client.recv_type("error"))["code"] == "unavailable"
+    await client.send({"type": "ping"})
+    await client.recv_type("pong")
