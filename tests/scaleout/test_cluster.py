@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-import uuid
 
 import psycopg
 import pytest
 import requests
-from django.urls import Resolver404, resolve
 
-from tests.conftest import DEFAULT_PASSWORD
+from tests.servers import register_and_login
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
-
-
-def register_and_login(base_url: str, username: str) -> str:
-    """A new user's access token, through the REST routes."""
-    response = requests.post(
-        f"{base_url}/api/auth/register",
-        json={"username": username, "email": f"{username}@example.com", "password": DEFAULT_PASSWORD},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    response = requests.post(
-        f"{base_url}/api/auth/login", json={"username": username, "password": DEFAULT_PASSWORD}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["access"]
 
 
 def test_login_rate_limit_is_shared_by_every_process(cluster):
@@ -53,13 +36,8 @@ def test_login_rate_limit_is_shared_by_every_process(cluster):
 
 
 def test_lobby_seq_is_gapless_with_writers_in_two_processes(cluster):
-    try:
-        resolve("/api/messages")
-    except Resolver404:
-        pytest.skip("POST /api/messages is not routed yet")
     servers = cluster(2)
-    suffix = uuid.uuid4().hex[:6]
-    tokens = [register_and_login(servers[0].base_url, f"writer{n}_{suffix}") for n in range(2)]
+    tokens = [register_and_login(servers[0].base_url, prefix="writer")["access"] for _ in range(2)]
     threads_count, per_thread = 8, 25
     counter = itertools.count()
     seqs: list[int] = []
