@@ -187,12 +187,26 @@ def user_went_offline(*, user_id: UUID) -> None:
     presence_broadcast_on_commit(events.user_payload(user, connected=False))
 
 
-def presence_tick(*, connections: list[tuple[UUID, str]]) -> None:
-    """Renew this process's connections and announce users whose process died."""
-    store = get_presence_store()
-    store.heartbeat(connections)
-    for user_id in store.sweep():
+def presence_sweep() -> None:
+    """Announce users whose every connection expired (their process died)."""
+    for user_id in get_presence_store().sweep():
         user_went_offline(user_id=user_id)
+
+
+def revoked_sessions(*, session_ids: list[UUID]) -> dict[UUID, int]:
+    """The close code each of these sessions' sockets now deserves: 4403 for an
+    inactive user, 4401 for an ended session; sessions still valid are left out.
+
+    Logout and deactivation close sockets by an envelope; this re-check catches
+    those an outage of the channel layer lost.
+    """
+    rows = LoginSession.objects.filter(id__in=session_ids).filter(
+        Q(ended_at__isnull=False) | Q(user__is_active=False)
+    )
+    return {
+        session_id: CLOSE_BAD_TOKEN if active else CLOSE_FORBIDDEN
+        for session_id, active in rows.values_list("id", "user__is_active")
+    }
 
 
 # --- reads for live delivery ------------------------------------------------

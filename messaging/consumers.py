@@ -464,19 +464,34 @@ def ensure_housekeeping(hub: Hub) -> None:
 async def _housekeep(hub: Hub) -> None:
     while True:
         await asyncio.sleep(settings.CHAT_HOUSEKEEPING_SECONDS)
-        live = {
-            (subscriber.user.id, subscriber.connection_id): subscriber
-            for subscriber in hub.subscribers()
-            if getattr(subscriber, "user", None) is not None
-        }
-        try:
-            # Renew, and re-register what the store lost (a Redis restart
-            # empties it) while still open here; then sweep dead processes.
-            await db(presence_renew)(live, still_open=lambda consumer: not consumer.closing)
-            await db(connections.presence_tick)(connections=[])
-        except Exception as exc:
-            logger.warning("presence heartbeat failed: %s", exc)
+        sockets = [s for s in hub.subscribers() if getattr(s, "user", None) is not None and not s.closing]
+        for step in (_renew_presence, _close_revoked_sessions):
+            try:
+                await step(sockets)
+            except Exception as exc:
+                logger.warning("housekeeping step %s failed: %s", step.__name__, exc)
         try:
             await hub.repair()  # groups an outage kept this process out of
         except Exception as exc:
             logger.warning("hub repair failed: %s", exc)
+
+
+async def _renew_presence(sockets: list[ChatConsumer]) -> None:
+    """Renew, and re-register what the store lost (a Redis restart empties it)
+    while still open here; then sweep dead processes' users."""
+    live = {(socket.user.id, socket.connection_id): socket for socket in sockets}
+    await db(presence_renew)(live, still_open=lambda consumer: not consumer.closing)
+    await db(connections.presence_sweep)()
+
+
+async def _close_revoked_sessions(sockets: list[ChatConsumer]) -> None:
+    """Close sockets whose session ended or whose user was deactivated, had the close envelope been lost."""
+    by_session: dict = {}
+    for socket in sockets:
+        by_session.setdefault(socket.session.id, []).append(socket)
+    if not by_session:
+        return
+    revoked = await db(connections.revoked_sessions)(session_ids=list(by_session))
+    for session_id, code in revoked.items():
+        for socket in by_session[session_id]:
+            await socket.server_close(code)

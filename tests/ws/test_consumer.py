@@ -315,3 +315,26 @@ async def test_a_redis_outage_during_a_frame_is_an_unavailable_error(make_user, 
     assert (await client.recv_type("error"))["code"] == "unavailable"
     await client.send({"type": "ping"})
     await client.recv_type("pong")
+
+
+async def test_housekeeping_closes_sockets_whose_close_envelope_was_lost(make_user, ws_connect, settings):
+    """An ended session or a deactivated user is noticed with no envelope (e.g. lost in a Redis outage)."""
+    from django.utils import timezone
+
+    from accounts.models import LoginSession, User
+
+    settings.CHAT_HOUSEKEEPING_SECONDS = 0.2
+    ended_user, inactive_user, fine_user = [await database_sync_to_async(make_user)() for _ in range(3)]
+    ended_tokens = await database_sync_to_async(login_tokens)(ended_user)
+    ended = await ws_connect(ended_user, ended_tokens["access"])
+    inactive = await ws_connect(inactive_user)
+    fine = await ws_connect(fine_user)
+    # Written straight to the database: no service, so no close envelope.
+    await database_sync_to_async(LoginSession.objects.filter(id=ended_tokens["session"].id).update)(
+        ended_at=timezone.now()
+    )
+    await database_sync_to_async(User.objects.filter(id=inactive_user.id).update)(is_active=False)
+    assert (await ended.recv_type("__closed__", timeout=5))["code"] == 4401
+    assert (await inactive.recv_type("__closed__", timeout=5))["code"] == 4403
+    await fine.send({"type": "ping"})
+    await fine.recv_type("pong")
