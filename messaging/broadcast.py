@@ -24,6 +24,7 @@ KIND_SUBSCRIBE = "subscribe"  # to a user: receive ``stream`` after ``last_seq``
 KIND_UNSUBSCRIBE = "unsubscribe"  # to a user: stop receiving ``stream``; ``frames`` to send
 KIND_CHANNEL_DELETED = "channel_deleted"  # to a channel: drop ``stream``; send ``frame``
 KIND_CLOSE = "close"  # to a user or session: close with ``code``
+KIND_RESYNC = "resync"  # queued locally: make ``stream``'s subscription match the database
 
 HUB_EVENT_TYPE = "hub.event"
 

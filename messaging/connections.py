@@ -20,7 +20,7 @@ from accounts.models import LoginSession, User
 from accounts.presence import get_presence_store
 from accounts.services import presence_broadcast_on_commit
 from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
-from chatrooms.models import Channel
+from chatrooms.models import Channel, Membership
 from chatrooms.selectors import access_channel, channel_streams_for_user
 from chatsite.errors import InvalidInput
 from messaging import events
@@ -207,6 +207,26 @@ def revoked_sessions(*, session_ids: list[UUID]) -> dict[UUID, int]:
         session_id: CLOSE_BAD_TOKEN if active else CLOSE_FORBIDDEN
         for session_id, active in rows.values_list("id", "user__is_active")
     }
+
+
+def memberships_by_user(*, user_ids: list[UUID]) -> dict[UUID, dict[str, str]]:
+    """``{user id: {stream: channel name}}`` of these users' channels."""
+    memberships: dict[UUID, dict[str, str]] = {}
+    rows = Membership.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "channel_id", "channel__name"
+    )
+    for user_id, channel_id, name in rows:
+        memberships.setdefault(user_id, {})[channel_stream(channel_id)] = name
+    return memberships
+
+
+def stream_membership(*, user: User, stream: str) -> str | None:
+    """The channel's name when ``user`` is a member of ``stream``'s channel, else None."""
+    return (
+        Membership.objects.filter(user=user, channel_id=UUID(stream))
+        .values_list("channel__name", flat=True)
+        .first()
+    )
 
 
 # --- reads for live delivery ------------------------------------------------

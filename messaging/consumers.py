@@ -33,6 +33,7 @@ from messaging.broadcast import (
     KIND_CLOSE,
     KIND_FRAME,
     KIND_MESSAGE,
+    KIND_RESYNC,
     KIND_SUBSCRIBE,
     KIND_UNSUBSCRIBE,
     apublish,
@@ -389,19 +390,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def apply_subscribe(self, event: dict[str, Any]) -> None:
         stream = event["stream"]
-        if stream not in self.streams:
-            await self._subscribe_stream(stream, event["channel"])
-            last = event.get("last_seq")
-            if last is None:
-                last = (await db(connections.stream_last_seqs)(streams=[stream]))[stream]
-            self.last_seqs[stream] = last
+        if stream in self.streams:
+            return  # already subscribed (a membership re-sync got here first)
+        await self._subscribe_stream(stream, event["channel"])
+        last = event.get("last_seq")
+        if last is None:
+            last = (await db(connections.stream_last_seqs)(streams=[stream]))[stream]
+        self.last_seqs[stream] = last
         for text in event["frames"]:
-            await self.send(text_data=text)
+            await self._send_text(text)
 
     async def apply_unsubscribe(self, event: dict[str, Any]) -> None:
+        if event["stream"] not in self.streams:
+            return  # already unsubscribed (a membership re-sync got here first)
         for text in event["frames"]:
-            await self.send(text_data=text)
+            await self._send_text(text)
         await self._unsubscribe_stream(event["stream"])
+
+    async def apply_resync(self, event: dict[str, Any]) -> None:
+        """Make one stream's subscription match the database, had an envelope been lost.
+
+        Membership is read again here, in the socket's own order of events, so
+        a re-sync never undoes a change that happened after it was planned.
+        """
+        stream = event["stream"]
+        member = await db(connections.stream_membership)(user=self.user, stream=stream)
+        if member is not None and stream not in self.streams:
+            await self._subscribe_stream(stream, member)
+            self.last_seqs[stream] = (await db(connections.stream_last_seqs)(streams=[stream]))[stream]
+            await self.send_frame(events.subscription_frame("subscribed", channel=member))
+        elif member is None and stream in self.streams:
+            name = self.streams[stream]
+            await self._unsubscribe_stream(stream)
+            await self.send_frame(events.subscription_frame("unsubscribed", channel=name))
 
     async def apply_channel_deleted(self, event: dict[str, Any]) -> None:
         if event["stream"] in self.streams:
@@ -422,6 +443,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         KIND_UNSUBSCRIBE: apply_unsubscribe,
         KIND_CHANNEL_DELETED: apply_channel_deleted,
         KIND_CLOSE: apply_close,
+        KIND_RESYNC: apply_resync,
     }
 
     # --- subscriptions --------------------------------------------------------
@@ -465,7 +487,7 @@ async def _housekeep(hub: Hub) -> None:
     while True:
         await asyncio.sleep(settings.CHAT_HOUSEKEEPING_SECONDS)
         sockets = [s for s in hub.subscribers() if getattr(s, "user", None) is not None and not s.closing]
-        for step in (_renew_presence, _close_revoked_sessions):
+        for step in (_renew_presence, _close_revoked_sessions, _resync_memberships):
             try:
                 await step(sockets)
             except Exception as exc:
@@ -495,3 +517,15 @@ async def _close_revoked_sessions(sockets: list[ChatConsumer]) -> None:
     for session_id, code in revoked.items():
         for socket in by_session[session_id]:
             await socket.server_close(code)
+
+
+async def _resync_memberships(sockets: list[ChatConsumer]) -> None:
+    """Queue a re-sync for every stream where a socket and the database disagree (a lost envelope)."""
+    if not sockets:
+        return
+    memberships = await db(connections.memberships_by_user)(user_ids=list({s.user.id for s in sockets}))
+    for socket in sockets:
+        wanted = memberships.get(socket.user.id, {})
+        held = {stream for stream in socket.streams if stream != LOBBY_STREAM}
+        for stream in held.symmetric_difference(wanted):
+            socket.hub_event(envelope(KIND_RESYNC, stream=stream))

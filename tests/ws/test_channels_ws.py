@@ -225,3 +225,31 @@ async def test_a_new_member_gets_messages_after_the_join_not_before(make_user, w
     ]
     assert frames[-1]["message"]["seq"] == 4
     await socket.nothing(ignore=("presence",))
+
+
+async def test_housekeeping_repairs_subscriptions_whose_envelopes_were_lost(
+    make_user, ws_connect, create_channel, settings
+):
+    """A join and a leave written with no envelope (as if lost in a Redis outage) reach the socket anyway."""
+    from chatrooms.models import Channel, Membership
+    from messaging.services import message_send
+
+    settings.CHAT_HOUSEKEEPING_SECONDS = 0.2
+    owner, user = await database_sync_to_async(make_user)(), await database_sync_to_async(make_user)()
+    await create_channel(owner, "left")
+    await create_channel(owner, "joined")
+    await database_sync_to_async(channel_services.channel_join)(user=user, name="left")
+    socket = await ws_connect(user)
+    assert socket.ready["channels"] == ["left"]
+
+    def change_behind_the_sockets_back():
+        Membership.objects.filter(user=user, channel__name="left").delete()
+        Membership.objects.create(user=user, channel=Channel.objects.get(name="joined"))
+
+    await database_sync_to_async(change_behind_the_sockets_back)()
+    frames = await socket.collect("subscribed", "unsubscribed", timeout=5)
+    assert (frames["subscribed"]["channel"], frames["unsubscribed"]["channel"]) == ("joined", "left")
+    await database_sync_to_async(message_send)(user=owner, channel_name="left", content="not for you")
+    await database_sync_to_async(message_send)(user=owner, channel_name="joined", content="for you")
+    assert (await socket.recv_type("message"))["message"]["content"] == "for you"
+    await socket.nothing(ignore=("presence",))
