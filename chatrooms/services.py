@@ -56,17 +56,7 @@ def channel_create(*, user: User, name: str, description: str = "") -> Channel:
             Membership.objects.create(channel=channel, user=user)
             stream = channel_stream(channel.id)
             StreamSequence.objects.create(stream=stream)
-            subscribed = events.subscription_frame("subscribed", channel=channel.name)
-            broadcast_on_commit(
-                user_group(user.id),
-                envelope(
-                    KIND_SUBSCRIBE,
-                    stream=stream,
-                    channel=channel.name,
-                    last_seq=0,
-                    frames=[events.encode(subscribed)],
-                ),
-            )
+            _subscribe_on_commit(user=user, channel=channel, last_seq=0)
     except IntegrityError as exc:
         # Another request created the same name (ignoring case) since the check above.
         raise InvalidInput(DUPLICATE_NAME, field="name") from exc
@@ -81,7 +71,6 @@ def channel_join(*, user: User, name: str) -> Channel:
         if not created:
             return channel
         stream = channel_stream(channel.id)
-        subscribed = events.encode(events.subscription_frame("subscribed", channel=channel.name))
         joined = events.encode(
             events.member_frame("member_joined", channel=channel.name, username=user.username)
         )
@@ -90,20 +79,26 @@ def channel_join(*, user: User, name: str) -> Channel:
         # Read inside the membership's transaction: the new member's sockets
         # deliver exactly the messages committed after it.
         last_seq = StreamSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first()
-        broadcast_on_commit(
-            user_group(user.id),
-            envelope(
-                KIND_SUBSCRIBE,
-                stream=stream,
-                channel=channel.name,
-                last_seq=last_seq or 0,
-                frames=[subscribed, joined],
-            ),
-        )
+        _subscribe_on_commit(user=user, channel=channel, last_seq=last_seq or 0, then=(joined,))
         broadcast_on_commit(
             channel_group(channel.id), envelope(KIND_FRAME, frame=joined, exclude_user=user.id.hex)
         )
     return channel
+
+
+def _subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: tuple[str, ...] = ()) -> None:
+    """Subscribe ``user``'s sockets to ``channel`` after ``last_seq``: ``subscribed``, then ``then``."""
+    subscribed = events.encode(events.subscription_frame("subscribed", channel=channel.name))
+    broadcast_on_commit(
+        user_group(user.id),
+        envelope(
+            KIND_SUBSCRIBE,
+            stream=channel_stream(channel.id),
+            channel=channel.name,
+            last_seq=last_seq,
+            frames=[subscribed, *then],
+        ),
+    )
 
 
 def channel_leave(*, user: User, name: str) -> Channel:
