@@ -24,8 +24,6 @@ from messaging import events
 from messaging.broadcast import KIND_FRAME, broadcast_on_commit, close_group_on_commit, envelope
 from messaging.groups import LOBBY_GROUP, session_group, user_group
 
-CLOSE_SESSION_ENDED = 4401
-CLOSE_USER_INACTIVE = 4403
 BAD_CREDENTIALS = "No active account found with the given credentials."
 # ``/api/users/me`` and ``/api/users/online`` are routes, so a user of either
 # name could never be looked up by name; compared ignoring case.
@@ -187,7 +185,7 @@ def _end_session(session: LoginSession, *, reason: str) -> None:
         session.ended_at = timezone.now()
         session.end_reason = reason
         session.save(update_fields=["ended_at", "end_reason"])
-    close_group_on_commit(session_group(session.id), CLOSE_SESSION_ENDED)
+    close_group_on_commit(session_group(session.id), events.CLOSE_UNAUTHORIZED)
 
 
 def user_deactivate(*, user: User) -> None:
@@ -197,7 +195,7 @@ def user_deactivate(*, user: User) -> None:
             user.is_active = False
             user.save(update_fields=["is_active"])
         # Registered first, so sockets close with 4403 before the sessions' 4401.
-        close_group_on_commit(user_group(user.id), CLOSE_USER_INACTIVE)
+        close_group_on_commit(user_group(user.id), events.CLOSE_FORBIDDEN)
         for session in user.login_sessions.filter(ended_at__isnull=True):
             _end_session(session, reason=LoginSession.EndReason.DEACTIVATED)
 

@@ -27,10 +27,6 @@ from messaging import events
 from messaging.groups import LOBBY_STREAM, channel_stream
 from messaging.models import Message, StreamSequence
 
-CLOSE_BAD_TOKEN = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_MANY = 4429
-
 CONNECT_HISTORY = 50
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 200
@@ -71,18 +67,18 @@ def connection_open(*, token: str | None, username: str, connection_id: str, lim
     The user's first visible connection announces them online.
     """
     if not token:
-        raise Refused(CLOSE_BAD_TOKEN)
+        raise Refused(events.CLOSE_UNAUTHORIZED)
     try:
         user, session = authenticate_access_token(token)
     except InvalidToken as exc:
-        raise Refused(CLOSE_BAD_TOKEN) from exc
+        raise Refused(events.CLOSE_UNAUTHORIZED) from exc
     except InactiveUser as exc:
-        raise Refused(CLOSE_FORBIDDEN) from exc
+        raise Refused(events.CLOSE_FORBIDDEN) from exc
     if user.username.lower() != username.lower():
-        raise Refused(CLOSE_FORBIDDEN)
+        raise Refused(events.CLOSE_FORBIDDEN)
     count = get_presence_store().open(user.id, connection_id, limit=limit)
     if count is None:
-        raise Refused(CLOSE_TOO_MANY)
+        raise Refused(events.CLOSE_TOO_MANY)
     if count == 1 and user.status != User.Status.OFFLINE:
         presence_broadcast_on_commit(events.user_payload(user, connected=True))
     streams: dict[str, str | None] = {LOBBY_STREAM: None}
@@ -204,7 +200,7 @@ def revoked_sessions(*, session_ids: list[UUID]) -> dict[UUID, int]:
         Q(ended_at__isnull=False) | Q(user__is_active=False)
     )
     return {
-        session_id: CLOSE_BAD_TOKEN if active else CLOSE_FORBIDDEN
+        session_id: events.CLOSE_UNAUTHORIZED if active else events.CLOSE_FORBIDDEN
         for session_id, active in rows.values_list("id", "user__is_active")
     }
 

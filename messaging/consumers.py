@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 65_536
 MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013)
 MAX_GAP = 5_000  # missing seqs a socket will fill from the database before giving up (1013)
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 _NEEDS_PUMP = object()
 
 
@@ -124,7 +122,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         except (DatabaseError, ServiceUnavailable):
             logger.warning("handshake refused: database or Redis unavailable")
-            await self._close(CLOSE_TRY_AGAIN)
+            await self._close(events.CLOSE_TRY_AGAIN)
             return
         self.user, self.session, self.user_hex = opened.user, opened.session, opened.user.id.hex
         self.hub = await get_hub()
@@ -176,7 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         if len(text_data) > MAX_FRAME_BYTES // 4 and len(text_data.encode()) > MAX_FRAME_BYTES:
-            await self._close(CLOSE_TOO_BIG)
+            await self._close(events.CLOSE_TOO_BIG)
             return
         frame = parse_frame(text_data)
         if frame is None:
@@ -301,7 +299,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     }
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=events.encode(frame))
+        await self._send_text(events.encode(frame))
 
     # --- hub events -------------------------------------------------------------
 
@@ -318,7 +316,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.inbox.append(event)
         if len(self.inbox) > MAX_BACKLOG:
             logger.info("closing a socket that fell %d events behind", len(self.inbox))
-            asyncio.ensure_future(self._close(CLOSE_TRY_AGAIN))
+            asyncio.ensure_future(self._close(events.CLOSE_TRY_AGAIN))
             return
         self._start_pump()
 
@@ -363,7 +361,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.exception("applying a hub event failed; closing the socket")
-            await self._close(CLOSE_TRY_AGAIN)
+            await self._close(events.CLOSE_TRY_AGAIN)
         finally:
             self.pump = None
 
@@ -377,7 +375,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # not subscribed, or already delivered
         if seq > last + 1:
             if seq - last > MAX_GAP:
-                await self._close(CLOSE_TRY_AGAIN)
+                await self._close(events.CLOSE_TRY_AGAIN)
                 return
             for text in await db(connections.messages_between)(stream=stream, after=last, before=seq):
                 await self._send_text(text)
@@ -426,7 +424,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def apply_channel_deleted(self, event: dict[str, Any]) -> None:
         if event["stream"] in self.streams:
-            await self.send(text_data=event["frame"])
+            await self._send_text(event["frame"])
             await self._unsubscribe_stream(event["stream"])
 
     async def apply_close(self, event: dict[str, Any]) -> None:

@@ -12,6 +12,14 @@ import orjson
 
 from chatsite.timestamps import format_timestamp
 
+# Close codes, as the contract names them.
+CLOSE_GOING_AWAY = 1001  # the server is shutting down
+CLOSE_TOO_BIG = 1009  # a frame over 65,536 bytes
+CLOSE_TRY_AGAIN = 1013  # fell too far behind, or a service is briefly unavailable
+CLOSE_UNAUTHORIZED = 4401  # missing, malformed, expired or revoked token; session ended
+CLOSE_FORBIDDEN = 4403  # another user's token, or an inactive user
+CLOSE_TOO_MANY = 4429  # past the per-user connection limit
+
 
 def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
