@@ -19,7 +19,7 @@ from chatrooms.models import Channel
 from chatrooms.selectors import access_channel
 from chatsite.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
 from messaging import events
-from messaging.broadcast import KIND_FRAME, KIND_MESSAGE, broadcast_on_commit, envelope, publish
+from messaging.broadcast import KIND_MESSAGE, broadcast_on_commit, envelope
 from messaging.groups import channel_group, channel_stream
 from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message, StreamSequence
 from messaging.ratelimit import get_message_rate_limiter
@@ -200,15 +200,3 @@ def message_delete(*, message: Message) -> None:
     """Delete one message (moderation). Its seq stays used; readers see a hole in history only."""
     with transaction.atomic():
         message.delete()
-
-
-def typing_announce(*, user: User, channel_name: str | None) -> None:
-    """Tell a stream's other subscribers that ``user`` is typing; nothing is stored."""
-    channel = None if channel_name is None else access_channel(user=user, name=channel_name)
-    frame = events.encode(
-        events.typing_frame(channel=channel.name if channel else None, username=user.username)
-    )
-    publish(
-        channel_group(channel.id if channel else None),
-        envelope(KIND_FRAME, frame=frame, exclude_user=user.id.hex),
-    )
