@@ -7,6 +7,12 @@ A configuration is ``SERVER/LAYER/DB``: ``uvicorn`` or ``daphne`` (both via
 Each run starts a new server process pinned to core 0 and runs every chosen
 scenario from this process, pinned to core 1; the summary quotes medians
 over the runs.
+
+With ``--baseline REF`` every configuration is measured on two trees, REF's
+files (``bench.trees``) and the work tree, each with its own database and
+seed, their runs alternating (baseline 1, current 1, baseline 2, ...) so that
+whatever else the machine does falls on both alike; the report then adds
+each figure's baseline and current medians and their ratio.
 """
 
 from __future__ import annotations
@@ -23,17 +29,21 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import urlopen
 
 import uvloop
 
-from bench import report, scenarios
+from bench import report, scenarios, trees
+from bench.trees import ROOT, Tree, git_commit
 
-ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 SERVER_CORE, TOOL_CORE = 0, 1
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -105,6 +115,9 @@ class Plan:
     sizes: Sizes
     out: Path
     notes: list[str] = field(default_factory=list)
+    baseline_ref: str | None = None  # as given, for the report
+    baseline_sha: str | None = None  # resolved once, before anything runs
+    trees: list[Tree] = field(default_factory=lambda: [Tree("")])
 
 
 # --- environment and processes ----------------------------------------------
@@ -161,11 +174,13 @@ def flush_redis() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+def manage(env: dict[str, str], *args: str, root: Path = ROOT) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=root, env=env, check=True)
 
 
-def seed(env: dict[str, str], sizes: Sizes, data_dir: Path) -> tuple[dict[str, str], float]:
+def seed(
+    env: dict[str, str], sizes: Sizes, data_dir: Path, root: Path = ROOT
+) -> tuple[dict[str, str], float]:
     """Seed the three populations with invisible users; return every token and the seconds taken."""
     fan_users = max(sizes.fanout)
     room_users = max(sizes.room_channels * sizes.room_members, sizes.rest_clients)
@@ -183,24 +198,24 @@ def seed(env: dict[str, str], sizes: Sizes, data_dir: Path) -> tuple[dict[str, s
         manage(
             env, "seed_chat", "--prefix", prefix, "--users", str(users), "--channels", str(channels),
             "--members-per-channel", str(members), "--messages", str(messages), "--status", "offline",
-            "--tokens", str(path), "--token-seconds", "86400", "--no-progress",
+            "--tokens", str(path), "--token-seconds", "86400", "--no-progress", root=root,
         )  # fmt: skip
         tokens.update(json.loads(path.read_text()))
     return tokens, time.perf_counter() - began
 
 
 class Server:
-    """``bin/server`` pinned to the server core, in its own process group."""
+    """``bin/server`` of ``root`` pinned to the server core, in its own process group."""
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env, self.port, self.log_path = env, port, log_path
+    def __init__(self, env: dict[str, str], port: int, log_path: Path, root: Path = ROOT) -> None:
+        self.env, self.port, self.log_path, self.root = env, port, log_path, root
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            ["taskset", "-c", str(SERVER_CORE), str(ROOT / "bin" / "server")],
-            cwd=ROOT,
+            ["taskset", "-c", str(SERVER_CORE), str(self.root / "bin" / "server")],
+            cwd=self.root,
             env={**self.env, "PORT": str(self.port)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -275,43 +290,74 @@ async def run_scenarios(ctx: scenarios.Context, names: list[str], sizes: Sizes) 
     return rows
 
 
-def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], dict]:
+@dataclass
+class Prepared:
+    """One tree's fresh database and seed for one configuration, reused by each of its runs."""
+
+    tree: Tree
+    env: dict[str, str]
+    tokens: dict[str, str]
+    info: dict
+
+
+def schedule(items: Sequence[T], runs: int) -> list[tuple[int, T]]:
+    """(run, tree) in the order measured: every tree's run 1, then every tree's run 2, ...
+
+    Alternating, rather than all of one tree's runs and then the other's, so
+    that a noisy stretch on the machine lands on both trees and not on one.
+    """
+    return [(run, item) for run in range(1, runs + 1) for item in items]
+
+
+def prepare(plan: Plan, config: Config, tree: Tree, stack: ExitStack) -> Prepared:
+    """Fresh database, migrate, seed; what it made is undone when ``stack`` closes."""
     data_dir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
-    cleanup = []
-    info: dict = {"config": config.name}
+    stack.callback(subprocess.run, ["rm", "-rf", str(data_dir)], check=False)
+    if config.db == "postgres":
+        database_url, name = create_postgres_database()
+        stack.callback(drop_postgres_database, name)
+    else:
+        database_url = f"sqlite:///{data_dir / 'db.sqlite3'}"
+    if config.layer in {"redis", "redis-core"}:
+        flush_redis()
+    env = server_env(config, data_dir, database_url)
+    if tree.root != ROOT:
+        env.pop("PYTHONPATH", None)  # it could put the work tree's packages before the baseline's
+    info: dict = {"config": config.name} | ({"tree": tree.name} if tree.name else {})
+    if tree.name:
+        print(f"{config.name}: preparing {tree.name}", flush=True)
+    manage(env, "migrate", "--noinput", "-v", "0", root=tree.root)
+    tokens, info["seed_seconds"] = seed(env, plan.sizes, data_dir, tree.root)
+    return Prepared(tree, env, tokens, info)
+
+
+def measure(plan: Plan, config: Config, prepared: Prepared, run: int, log_dir: Path) -> list[dict]:
+    """One run: a new server on the tree's database, every scenario, the server stopped."""
+    tree = prepared.tree
+    print(f"{config.name}: run {run} of {plan.runs}" + (f", {tree.name}" if tree.name else ""), flush=True)
+    stem = "-".join(filter(None, ["server", tree.kind, config.name.replace("/", "-"), str(run)]))
+    server = Server(prepared.env, free_port(), log_dir / f"{stem}.log", tree.root)
+    server.start()
     try:
-        if config.db == "postgres":
-            database_url, name = create_postgres_database()
-            cleanup.append(lambda: drop_postgres_database(name))
-        else:
-            database_url = f"sqlite:///{data_dir / 'db.sqlite3'}"
-        if config.layer in {"redis", "redis-core"}:
-            flush_redis()
-        env = server_env(config, data_dir, database_url)
-        manage(env, "migrate", "--noinput", "-v", "0")
-        tokens, info["seed_seconds"] = seed(env, plan.sizes, data_dir)
-        rows = []
-        for run in range(plan.runs):
-            print(f"{config.name}: run {run + 1} of {plan.runs}", flush=True)
-            server = Server(
-                env, free_port(), log_dir / f"server-{config.name.replace('/', '-')}-{run + 1}.log"
-            )
-            server.start()
-            try:
-                ctx = scenarios.Context(
-                    http_base=f"http://127.0.0.1:{server.port}", tokens=tokens, server_pid=server.pid
-                )
-                found = uvloop.run(run_scenarios(ctx, plan.scenarios, plan.sizes))
-            finally:
-                server.stop()
-            for row in found:
-                row.update(config=config.name, run=run + 1)
-            rows.extend(found)
-        return rows, info
+        ctx = scenarios.Context(
+            http_base=f"http://127.0.0.1:{server.port}", tokens=prepared.tokens, server_pid=server.pid
+        )
+        found = uvloop.run(run_scenarios(ctx, plan.scenarios, plan.sizes))
     finally:
-        for step in cleanup:
-            step()
-        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
+        server.stop()
+    for row in found:
+        row.update(({"tree": tree.name} if tree.name else {}) | {"config": config.name, "run": run})
+    return found
+
+
+def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Every tree's database and seed, then the runs alternating between the trees."""
+    with ExitStack() as stack:
+        prepared = [prepare(plan, config, tree, stack) for tree in plan.trees]
+        rows = []
+        for run, each in schedule(prepared, plan.runs):
+            rows.extend(measure(plan, config, each, run, log_dir))
+        return rows, [each.info for each in prepared]
 
 
 # --- summary ------------------------------------------------------------------
@@ -329,18 +375,23 @@ COUNTS = (
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """One row per configuration and label: medians of the figures, worst counts, any flag."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    """One row per tree, configuration and label: medians of the figures, worst counts, any flag.
+
+    Rows without a ``tree`` (a run without ``--baseline``) make summary rows without one.
+    """
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row.get("config", ""), row["label"]), []).append(row)
+        groups.setdefault((row.get("tree", ""), row.get("config", ""), row["label"]), []).append(row)
     summary = []
-    for (config, label), group in groups.items():
+    for (tree, config, label), group in groups.items():
         good = [row for row in group if "error" not in row]
-        merged = {"config": config, "label": label, "scenario": group[0]["scenario"], "runs": len(group)}
+        merged = {"tree": tree} if tree else {}
+        merged |= {"config": config, "label": label, "scenario": group[0]["scenario"], "runs": len(group)}
         merged["failed_runs"] = len(group) - len(good)
         if good:
             for key, value in good[0].items():
                 if key in {
+                    "tree",
                     "config",
                     "run",
                     "label",
@@ -393,17 +444,7 @@ def sized_from_env(sizes: Sizes) -> Sizes:
     return replace(sizes, **changes)
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes, one run, the first configuration only"
@@ -419,6 +460,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=os.environ.get("BENCH_BASELINE") or None,
+        help="also measure this git revision, runs alternating with the work tree's, and compare",
+    )
+    return parser
+
+
+def parse_plan(argv: list[str] | None = None) -> Plan:
+    parser = build_parser()
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     sizes = sized_from_env(sizes)
@@ -431,39 +483,72 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(ALL_SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    plan = Plan(
+    baseline_sha = None
+    if args.baseline:
+        try:
+            baseline_sha = trees.resolve(args.baseline)
+        except ValueError as exc:
+            parser.error(f"--baseline: {exc}")
+    return Plan(
         configs=configs,
         scenarios=names,
         runs=args.runs or (1 if args.quick else 3),
         sizes=sizes,
         out=args.out,
+        baseline_ref=args.baseline,
+        baseline_sha=baseline_sha,
     )
+
+
+def result_of(
+    plan: Plan, stamp: str, commit: str, infos: list[dict], rows: list[dict], log_dir: Path
+) -> dict:
+    result = {
+        "date": stamp,
+        "commit": commit,
+        "machine": {"cpus": os.cpu_count(), "server_core": SERVER_CORE, "tool_core": TOOL_CORE},
+        "sizes": asdict(plan.sizes),
+        "runs_per_config": plan.runs,
+        "configs": infos,
+        "summary": summarise(rows),
+        "rows": rows,
+        "server_logs": str(log_dir),
+    }
+    if plan.baseline_sha:
+        baseline, current = (tree.name for tree in plan.trees)
+        result["baseline"] = {"ref": plan.baseline_ref, "commit": plan.baseline_sha, "tree": baseline}
+        result["trees"] = [baseline, current]
+    return result
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: servers stopped, databases dropped, the baseline copy removed."""
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = parse_plan(argv)
     pin_to(TOOL_CORE)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if plan.baseline_sha and trees.requirements_differ(plan.baseline_sha):
+        print(f"warning: {plan.baseline_ref} pins other requirements; it runs with this tree's .venv")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     plan.out.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
     rows, infos = [], []
     commit = git_commit()
-    for config in configs:
-        found, info = run_config(plan, config, log_dir)
-        rows.extend(found)
-        infos.append(info)
-        # Written after every configuration, so a long run interrupted keeps what it measured.
-        result = {
-            "date": stamp,
-            "commit": commit,
-            "machine": {"cpus": os.cpu_count(), "server_core": SERVER_CORE, "tool_core": TOOL_CORE},
-            "sizes": asdict(sizes),
-            "runs_per_config": plan.runs,
-            "configs": infos,
-            "summary": summarise(rows),
-            "rows": rows,
-            "server_logs": str(log_dir),
-        }
-        json_path = plan.out / f"{stamp}.json"
-        json_path.write_text(json.dumps(result, indent=1))
-        md_path = report.write_markdown(result, plan.out / f"{stamp}.md")
-        plots = report.write_plots(result, plan.out, stamp)
+    with trees.measured(plan.baseline_sha) as measured:
+        plan.trees = measured
+        for config in plan.configs:
+            found, info = run_config(plan, config, log_dir)
+            rows.extend(found)
+            infos.extend(info)
+            # Written after every configuration, so a long run interrupted keeps what it measured.
+            result = result_of(plan, stamp, commit, infos, rows, log_dir)
+            json_path = plan.out / f"{stamp}.json"
+            json_path.write_text(json.dumps(result, indent=1))
+            md_path = report.write_markdown(result, plan.out / f"{stamp}.md")
+            plots = report.write_plots(result, plan.out, stamp)
     print(md_path.read_text())
     print(f"wrote {json_path}, {md_path}" + "".join(f", {p}" for p in plots))
     return 1 if any(row["flagged"] for row in result["summary"]) else 0

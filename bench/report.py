@@ -1,4 +1,9 @@
-"""The Markdown table and the PNG plots of one ``bench/run`` result."""
+"""The Markdown table and the PNG plots of one ``bench/run`` result.
+
+A result measured with ``--baseline`` has a ``tree`` on every summary row and
+``result["trees"]`` (baseline, current); its report adds a column for the tree
+and a table of each figure's baseline median, current median and their ratio.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,17 @@ MAIN_FIGURE = {
     "connect": ("connects_per_s", "connects/s"),
     "rest": ("requests_per_s", "requests/s"),
 }
+
+# The figures the comparison quotes: (key, with "a.b" for a key inside a dict, and its unit).
+COMPARED = (
+    ("deliveries_per_s", "deliveries/s"),
+    ("connects_per_s", "connects/s"),
+    ("requests_per_s", "requests/s"),
+    ("rss_per_connection_kib", "KiB RSS/conn"),
+    ("latency_ms.p50", "p50 ms"),
+    ("latency_ms.p99", "p99 ms"),
+    ("server_cpu", "server CPU"),
+)
 
 
 def _fmt(value, digits: int = 1) -> str:
@@ -42,17 +58,76 @@ def flags(row: dict) -> str:
     return ", ".join(marks)
 
 
-def write_markdown(result: dict, path: Path) -> Path:
+def metric(row: dict | None, key: str) -> float | None:
+    """``row[key]``, or ``row["a"]["b"]`` for ``"a.b"``; None when missing."""
+    value = row
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def ratio(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None or before == 0:
+        return None
+    return round(after / before, 3)
+
+
+def compare(summary: list[dict], baseline: str, current: str) -> list[dict]:
+    """Per configuration, scenario and figure: the two trees' medians and current/baseline."""
+    by_tree = {(row.get("tree"), row["config"], row["label"]): row for row in summary}
+    cases = dict.fromkeys(
+        (row["config"], row["label"]) for row in summary if row.get("tree") in {baseline, current}
+    )
+    compared = []
+    for config, label in cases:
+        before, after = by_tree.get((baseline, config, label)), by_tree.get((current, config, label))
+        for key, unit in COMPARED:
+            old, new = metric(before, key), metric(after, key)
+            if old is None and new is None:
+                continue
+            compared.append(
+                {"config": config, "label": label, "metric": unit, "baseline": old, "current": new,
+                 "ratio": ratio(old, new)}
+            )  # fmt: skip
+    return compared
+
+
+def comparison_lines(result: dict) -> list[str]:
+    baseline, current = result["trees"]
     lines = [
-        f"# Benchmark {result['date']} (commit {result['commit']})",
         "",
-        f"Medians of {result['runs_per_config']} run(s) per configuration; server pinned to core "
-        f"{result['machine']['server_core']}, load tool to core {result['machine']['tool_core']}. "
+        f"## {current} against {baseline}",
+        "",
+        f"Medians of {result['runs_per_config']} run(s) each, the two trees' runs alternating. "
+        "A ratio above 1 is better for a rate (/s) and worse for latency, CPU or memory.",
+        "",
+        f"| configuration | scenario | figure | {baseline} | {current} | current / baseline |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in compare(result["summary"], baseline, current):
+        lines.append(
+            f"| {row['config']} | {row['label']} | {row['metric']} | {_fmt(row['baseline'], 2)} "
+            f"| {_fmt(row['current'], 2)} | {_fmt(row['ratio'], 3)} |"
+        )
+    return lines
+
+
+def write_markdown(result: dict, path: Path) -> Path:
+    trees = "trees" in result
+    against = f" against {result['baseline']['tree']} = {result['baseline']['ref']}" if trees else ""
+    lines = [
+        f"# Benchmark {result['date']} (commit {result['commit']}{against})",
+        "",
+        f"Medians of {result['runs_per_config']} run(s) per configuration"
+        + (" and tree" if trees else "")
+        + f"; server pinned to core {result['machine']['server_core']}, load tool to core "
+        f"{result['machine']['tool_core']}. "
         "Counts (lost/dup/order) are the worst run's. CPU is the share of one core.",
         "",
-        "| configuration | scenario | figure | latency p50 / p95 / p99 / max (ms) "
+        ("| tree " if trees else "")
+        + "| configuration | scenario | figure | latency p50 / p95 / p99 / max (ms) "
         "| lost / dup / order | server CPU | tool CPU | flags |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ("| --- " if trees else "") + "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["summary"]:
         latency = row.get("latency_ms") or {}
@@ -61,16 +136,24 @@ def write_markdown(result: dict, path: Path) -> Path:
         )
         counts = " / ".join(_fmt(row.get(k, 0)) for k in ("lost", "duplicated", "out_of_order"))
         lines.append(
-            f"| {row['config']} | {row['label']} | {main_figure(row)} | {latency_text} | {counts} "
+            (f"| {row.get('tree', '')} " if trees else "")
+            + f"| {row['config']} | {row['label']} | {main_figure(row)} | {latency_text} | {counts} "
             f"| {_fmt(row.get('server_cpu'), 2)} | {_fmt(row.get('tool_cpu'), 2)} | {flags(row)} |"
         )
     seeds = [c for c in result.get("configs", []) if "seed_seconds" in c]
     if seeds:
         lines += ["", "Seeding (seed_chat, three prefixes): " + ", ".join(
-            f"{c['config']} {c['seed_seconds']:.1f} s" for c in seeds
+            f"{series(c)} {c['seed_seconds']:.1f} s" for c in seeds
         )]  # fmt: skip
+    if trees:
+        lines += comparison_lines(result)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def series(row: dict) -> str:
+    """A row's configuration, after its tree when there is one: a plot's series or a seed's name."""
+    return f"{row['tree']} {row['config']}" if row.get("tree") else row["config"]
 
 
 def write_plots(result: dict, out: Path, stamp: str) -> list[Path]:
@@ -85,7 +168,7 @@ def write_plots(result: dict, out: Path, stamp: str) -> list[Path]:
     throughput = [r for r in summary if r["scenario"] in {"fanout", "rooms"} and r.get("deliveries_per_s")]
     if throughput:
         labels = sorted({r["label"] for r in throughput})
-        configs = sorted({r["config"] for r in throughput})
+        configs = sorted({series(r) for r in throughput})
         fig, ax = plt.subplots(figsize=(max(6, 2 + 1.6 * len(labels)), 4.5))
         width = 0.8 / len(configs)
         for i, config in enumerate(configs):
@@ -94,7 +177,7 @@ def write_plots(result: dict, out: Path, stamp: str) -> list[Path]:
                     (
                         r["deliveries_per_s"]
                         for r in throughput
-                        if r["config"] == config and r["label"] == label
+                        if series(r) == config and r["label"] == label
                     ),
                     0,
                 )
@@ -116,7 +199,7 @@ def write_plots(result: dict, out: Path, stamp: str) -> list[Path]:
         for row in curves:
             points = row["latency_cdf_ms"]
             ax.plot(
-                points, [i / len(points) for i in range(len(points))], label=f"{row['config']} {row['label']}"
+                points, [i / len(points) for i in range(len(points))], label=f"{series(row)} {row['label']}"
             )
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, send to delivery)")
