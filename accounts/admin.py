@@ -1,12 +1,16 @@
-"""Admin moderation for users: search, filter, deactivate through the service."""
+"""Admin moderation for users: every change that reaches sockets goes through a service.
+
+Deactivating (4403 on every socket), setting a password (every session ends,
+4401) and changing a status (a presence frame) take the same paths as the API.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
-from accounts import services
+from accounts import presence, services
 from accounts.models import LoginSession, User
 
 
@@ -20,6 +24,17 @@ class ChatUserCreationForm(AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+
+class ChatAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "change password" page, through ``user_set_password``: every session ends."""
+
+    def save(self, commit: bool = True) -> User:
+        usable = self.cleaned_data.get("set_usable_password", True)
+        services.user_set_password(
+            user=self.user, password=self.cleaned_data["password1"] if usable else None
+        )
+        return self.user
 
 
 class LoginSessionInline(admin.TabularInline):
@@ -38,6 +53,7 @@ class LoginSessionInline(admin.TabularInline):
 class UserAdmin(BaseUserAdmin):
     form = ChatUserChangeForm
     add_form = ChatUserCreationForm
+    change_password_form = ChatAdminPasswordChangeForm
     list_display = ("username", "email", "status", "is_active", "is_staff", "last_seen", "date_joined")
     list_filter = ("is_active", "is_staff", "status")
     search_fields = ("username", "email")
@@ -61,8 +77,14 @@ class UserAdmin(BaseUserAdmin):
         self.message_user(request, f"Deactivated {queryset.count()} user(s).", messages.SUCCESS)
 
     def save_model(self, request, obj: User, form, change: bool) -> None:
-        """Unticking "active" in the form goes through the same service as the action."""
+        """Unticking "active" and changing the status go through the same services as the API."""
         deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        new_status = obj.status
+        status_changed = change and "status" in form.changed_data
+        if status_changed:
+            obj.status = form.initial["status"]  # user_set_status makes the change, and announces it
         super().save_model(request, obj, form, change)
+        if status_changed:
+            presence.user_set_status(user=obj, status=new_status)
         if deactivating:
             services.user_deactivate(user=obj)

@@ -1,401 +1,128 @@
-"""Who has an open WebSocket: per-user connection sets.
+"""Who others see online, and every online/offline transition.
 
-The embedded store lives in this process; the scaled-out store keeps every
-connection in Redis with an expiry that its process renews by heartbeat, so
-the users of a process that dies go offline once its entries expire and are
-swept. Everything that asks "is this user online?" goes through
-``get_presence_store()``.
+The visibility rule: a user is online to others while they have at least one
+open WebSocket and have not chosen to be invisible (status ``offline``);
+invisible users still see their own choice. Each transition below announces
+itself to every connection (the lobby group) after commit, and only when
+others' view of the user changed. Open connections are counted in the
+presence store (``realtime.presence_store``): this process's memory, or Redis.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
-import redis
-from django.conf import settings
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
-from chatsite.errors import ServiceUnavailable
-
-logger = logging.getLogger(__name__)
-
-
-class PresenceStore(Protocol):
-    def open(self, user_id: UUID, connection_id: str, *, limit: int) -> int | None:
-        """Register a connection; return the user's new count, or None past ``limit``."""
-
-    def close(self, user_id: UUID, connection_id: str) -> int:
-        """Forget a connection; return how many the user still has."""
-
-    def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
-        """The subset of ``user_ids`` with at least one open connection."""
-
-    def all_connected(self) -> set[UUID]:
-        """Every user with at least one open connection."""
-
-    def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> list[tuple[UUID, str]]:
-        """Keep this process's live connections alive (a store with TTLs renews them).
-
-        Returns those the store no longer had (closed meanwhile, or swept
-        after this process stalled past the TTL); they are not renewed.
-        """
-
-    def sweep(self) -> list[UUID]:
-        """Forget connections whose process stopped renewing them; return users now offline."""
+from accounts.models import User
+from accounts.selectors import user_list
+from core.timestamps import format_timestamp
+from realtime import frames
+from realtime.envelopes import frame_envelope
+from realtime.groups import LOBBY_GROUP
+from realtime.presence_store import get_presence_store
+from realtime.publish import broadcast_on_commit
 
 
-class LocalPresenceStore:
-    """One process's connections; correct only while there is one process."""
+def user_payload(user: Any, *, connected: bool, own: bool = False) -> dict[str, Any]:
+    """A user as others see them, or (``own``) as they see themselves.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._connections: dict[UUID, set[str]] = {}
-
-    def open(self, user_id: UUID, connection_id: str, *, limit: int) -> int | None:
-        with self._lock:
-            current = self._connections.setdefault(user_id, set())
-            if len(current) >= limit:
-                if not current:
-                    del self._connections[user_id]
-                return None
-            current.add(connection_id)
-            return len(current)
-
-    def close(self, user_id: UUID, connection_id: str) -> int:
-        with self._lock:
-            current = self._connections.get(user_id)
-            if current is None:
-                return 0
-            current.discard(connection_id)
-            if not current:
-                del self._connections[user_id]
-                return 0
-            return len(current)
-
-    def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
-        with self._lock:
-            return {user_id for user_id in user_ids if user_id in self._connections}
-
-    def all_connected(self) -> set[UUID]:
-        with self._lock:
-            return set(self._connections)
-
-    def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> list[tuple[UUID, str]]:
-        """Nothing expires within one process."""
-        return []
-
-    def sweep(self) -> list[UUID]:
-        return []
-
-
-# --- Redis ------------------------------------------------------------------
-
-DEFAULT_TTL_SECONDS = 45.0
-
-# Shared by the scripts below: Redis's own clock (every process agrees on it)
-# and dropping a user's expired connections from both sorted sets.
-_LUA_COMMON = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function int(x)
-  return string.format('%.0f', x)
-end
-local function prune(ukey, conns, uid, now)
-  local old = redis.call('ZRANGEBYSCORE', ukey, '-inf', int(now))
-  for _, conn in ipairs(old) do
-    redis.call('ZREM', conns, uid .. ':' .. conn)
-  end
-  if #old > 0 then
-    redis.call('ZREMRANGEBYSCORE', ukey, '-inf', int(now))
-  end
-end
-"""
-
-# KEYS: user key, conns. ARGV: user hex, connection id, limit, ttl ms.
-# Returns the user's count including this connection, or -1 past the limit.
-_LUA_OPEN = (
-    _LUA_COMMON
-    + """
-local now = now_ms()
-prune(KEYS[1], KEYS[2], ARGV[1], now)
-local count = redis.call('ZCARD', KEYS[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  if count >= tonumber(ARGV[3]) then
-    return -1
-  end
-  count = count + 1
-end
-local ttl = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[1], int(now + ttl), ARGV[2])
-redis.call('ZADD', KEYS[2], int(now + ttl), ARGV[1] .. ':' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], int(2 * ttl))
-return count
-"""
-)
-
-# KEYS: user key, conns. ARGV: user hex, connection id. Returns the live count left.
-_LUA_CLOSE = (
-    _LUA_COMMON
-    + """
-redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
-prune(KEYS[1], KEYS[2], ARGV[1], now_ms())
-return redis.call('ZCARD', KEYS[1])
-"""
-)
-
-# KEYS: user keys. Returns each one's count of unexpired connections.
-_LUA_CONNECTED = (
-    _LUA_COMMON
-    + """
-local live = '(' .. int(now_ms())
-local counts = {}
-for i, key in ipairs(KEYS) do
-  counts[i] = redis.call('ZCOUNT', key, live, '+inf')
-end
-return counts
-"""
-)
-
-# KEYS: conns. Returns every unexpired ``<user hex>:<connection id>``.
-_LUA_ALL = (
-    _LUA_COMMON
-    + """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. int(now_ms()), '+inf')
-"""
-)
-
-# KEYS: conns, then one user key per connection. ARGV: ttl ms, then user hex
-# and connection id per connection. Renews only connections the store still
-# has (a closed or swept one is never brought back); returns the indexes
-# (1-based) of the missing ones.
-_LUA_HEARTBEAT = (
-    _LUA_COMMON
-    + """
-local ttl = tonumber(ARGV[1])
-local expires = int(now_ms() + ttl)
-local missing = {}
-for i = 2, #KEYS do
-  local uid = ARGV[2 * i - 2]
-  local conn = ARGV[2 * i - 1]
-  if redis.call('ZSCORE', KEYS[i], conn) then
-    redis.call('ZADD', KEYS[i], 'XX', expires, conn)
-    redis.call('ZADD', KEYS[1], expires, uid .. ':' .. conn)
-    redis.call('PEXPIRE', KEYS[i], int(2 * ttl))
-  else
-    missing[#missing + 1] = i - 1
-  end
-end
-return missing
-"""
-)
-
-# KEYS: conns. ARGV: user key prefix, batch size. Removes up to a batch of
-# expired connections; returns how many it looked at, then the users whose
-# last connection it removed. Each removal happens once, in one script, so
-# exactly one caller reports each user.
-_LUA_SWEEP = (
-    _LUA_COMMON
-    + """
-local now = now_ms()
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[2]))
-local result = {#expired}
-for _, member in ipairs(expired) do
-  if redis.call('ZREM', KEYS[1], member) == 1 then
-    local uid = string.sub(member, 1, 32)
-    local ukey = ARGV[1] .. uid
-    redis.call('ZREM', ukey, string.sub(member, 34))
-    prune(ukey, KEYS[1], uid, now)
-    if redis.call('ZCARD', ukey) == 0 then
-      result[#result + 1] = uid
-    end
-  end
-end
-return result
-"""
-)
-
-_HEARTBEAT_CHUNK = 500
-
-
-def _redis_unavailable(method: Callable) -> Callable:
-    """Turn Redis being away into ``ServiceUnavailable``: a 503 or an ``unavailable`` error frame."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except redis.RedisError as exc:
-            logger.warning("presence: Redis unavailable (%s)", exc)
-            raise ServiceUnavailable("Presence is unavailable (Redis); try again shortly.") from exc
-
-    return wrapper
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A thread-safe client that fails fast when Redis is away and reconnects when it is back."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-    )
-
-
-class RedisPresenceStore:
-    """Every process's connections in Redis, each with an expiry its process renews.
-
-    Keys under ``prefix``: ``u:<user hex>``, a sorted set of the user's
-    connection ids scored by expiry (milliseconds on Redis's clock), and
-    ``conns``, every connection as ``<user hex>:<connection id>`` with the
-    same score, which ``sweep`` walks. Each call is one Lua script, so it is
-    atomic and one round trip. ``sweep`` builds user keys inside its script,
-    so this store needs a single Redis server, not Redis Cluster. Calls raise
-    ``ServiceUnavailable`` (503, error code ``unavailable``) while Redis is
-    unreachable. A Redis restart empties the store: each process's next
-    heartbeat reports its connections missing and the process re-opens them.
+    ``connected``: the user has at least one open WebSocket.
     """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "chat:presence:",
-        ttl: float = DEFAULT_TTL_SECONDS,
-        sweep_batch: int = 500,
-    ) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.ttl_ms = max(1, round(ttl * 1000))
-        self.sweep_batch = sweep_batch
-        self._conns = f"{prefix}conns"
-        self._open = client.register_script(_LUA_OPEN)
-        self._close = client.register_script(_LUA_CLOSE)
-        self._connected = client.register_script(_LUA_CONNECTED)
-        self._all = client.register_script(_LUA_ALL)
-        self._heartbeat = client.register_script(_LUA_HEARTBEAT)
-        self._sweep = client.register_script(_LUA_SWEEP)
-
-    def _user_key(self, user_id: UUID) -> str:
-        return f"{self.prefix}u:{user_id.hex}"
-
-    @_redis_unavailable
-    def open(self, user_id: UUID, connection_id: str, *, limit: int) -> int | None:
-        count = int(
-            self._open(
-                keys=[self._user_key(user_id), self._conns],
-                args=[user_id.hex, connection_id, limit, self.ttl_ms],
-            )
-        )
-        return None if count < 0 else count
-
-    @_redis_unavailable
-    def close(self, user_id: UUID, connection_id: str) -> int:
-        return int(
-            self._close(keys=[self._user_key(user_id), self._conns], args=[user_id.hex, connection_id])
-        )
-
-    @_redis_unavailable
-    def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
-        ids = list(dict.fromkeys(user_ids))
-        if not ids:
-            return set()
-        counts = self._connected(keys=[self._user_key(user_id) for user_id in ids])
-        return {user_id for user_id, count in zip(ids, counts, strict=True) if int(count) > 0}
-
-    @_redis_unavailable
-    def all_connected(self) -> set[UUID]:
-        return {UUID(member[:32].decode()) for member in self._all(keys=[self._conns])}
-
-    @_redis_unavailable
-    def heartbeat(self, connections: Iterable[tuple[UUID, str]]) -> list[tuple[UUID, str]]:
-        """Renew this process's connections in one round trip.
-
-        Returns the connections the store no longer had, which are not
-        renewed: closed meanwhile, or swept because this process stalled past
-        the TTL (their users were announced offline; re-``open`` them to count
-        them again).
-        """
-        pairs = list(connections)
-        if not pairs:
-            return []
-        chunks = [pairs[i : i + _HEARTBEAT_CHUNK] for i in range(0, len(pairs), _HEARTBEAT_CHUNK)]
-        pipe = self.client.pipeline(transaction=False)
-        for chunk in chunks:
-            args: list[Any] = [self.ttl_ms]
-            for user_id, connection_id in chunk:
-                args += [user_id.hex, connection_id]
-            keys = [self._conns, *(self._user_key(user_id) for user_id, _ in chunk)]
-            self._heartbeat(keys=keys, args=args, client=pipe)
-        missing: list[tuple[UUID, str]] = []
-        for chunk, indexes in zip(chunks, pipe.execute(), strict=True):
-            missing += [chunk[int(index) - 1] for index in indexes]
-        if missing:
-            logger.info("presence: %d connections were gone before their heartbeat", len(missing))
-        return missing
-
-    @_redis_unavailable
-    def sweep(self) -> list[UUID]:
-        offline: list[UUID] = []
-        while True:
-            looked_at, *users = self._sweep(keys=[self._conns], args=[f"{self.prefix}u:", self.sweep_batch])
-            offline += [UUID(user.decode()) for user in users]
-            if int(looked_at) < self.sweep_batch:
-                return offline
+    is_online = connected and user.status != User.Status.OFFLINE
+    payload = {
+        "id": str(user.id),
+        "username": user.username,
+        "status": user.status if (own or is_online) else User.Status.OFFLINE,
+        "is_online": is_online,
+        "last_seen": format_timestamp(user.last_seen),
+        "date_joined": format_timestamp(user.date_joined),
+    }
+    if own:
+        payload["email"] = user.email
+    return payload
 
 
-_store: PresenceStore | None = None
-_store_lock = threading.Lock()
-
-
-def get_presence_store() -> PresenceStore:
-    """The process's store: Redis when ``REDIS_URL`` is set, else this process's memory."""
-    global _store
-    if _store is None:
-        with _store_lock:
-            if _store is None:
-                if settings.REDIS_URL:
-                    _store = RedisPresenceStore(
-                        redis_client(settings.REDIS_URL),
-                        prefix=getattr(settings, "CHAT_PRESENCE_KEY_PREFIX", "chat:presence:"),
-                        ttl=getattr(settings, "CHAT_PRESENCE_TTL_SECONDS", DEFAULT_TTL_SECONDS),
-                    )
-                else:
-                    _store = LocalPresenceStore()
-    return _store
-
-
-def reset_presence_store() -> None:
-    """Forget the store, so the next call reads the settings again (tests)."""
-    global _store
-    with _store_lock:
-        _store = None
-
-
-def presence_renew(live: Mapping[tuple[UUID, str], Any], *, still_open: Callable[[Any], bool]) -> None:
-    """Renew one process's connections (``(user id, connection id)`` -> its socket).
-
-    Connections the store no longer has are re-opened when ``still_open(socket)``
-    says so (read in this thread, after the store answered): after a Redis
-    restart emptied the store, counts and presence come back with the next
-    heartbeat instead of leaking or going negative. One that closed meanwhile
-    stays closed, since its close is recorded after this step.
-    """
-    store = get_presence_store()
-    for key in store.heartbeat(list(live)):
-        if still_open(live[key]):
-            store.open(*key, limit=sys.maxsize)
+# --- reads ------------------------------------------------------------------
 
 
 def is_connected(user_id: UUID) -> bool:
     return bool(get_presence_store().connected([user_id]))
+
+
+def connected_ids(users: Iterable[User]) -> set[UUID]:
+    return get_presence_store().connected(user.id for user in users)
+
+
+def online_users() -> QuerySet[User]:
+    """Users others see online: connected and not invisible, sorted by name ignoring case."""
+    connected = get_presence_store().all_connected()
+    return user_list().filter(id__in=connected).exclude(status=User.Status.OFFLINE)
+
+
+def online_usernames() -> list[str]:
+    return list(online_users().values_list("username", flat=True))
+
+
+# --- transitions ------------------------------------------------------------
+
+
+def presence_broadcast_on_commit(user_view: dict[str, Any]) -> None:
+    """Tell every connection how a user now looks to others."""
+    frame = frames.encode(frames.presence_frame(user_view))
+    broadcast_on_commit(LOBBY_GROUP, frame_envelope(frame))
+
+
+def connection_opened(*, user: User, connection_id: str, limit: int) -> bool:
+    """Count a new connection; False past ``limit``. The first visible one announces the user online."""
+    count = get_presence_store().open(user.id, connection_id, limit=limit)
+    if count is None:
+        return False
+    if count == 1 and user.status != User.Status.OFFLINE:
+        presence_broadcast_on_commit(user_payload(user, connected=True))
+    return True
+
+
+def connection_closed(*, user_id: UUID, connection_id: str) -> None:
+    """Forget a connection; the user's last one announces them offline."""
+    if get_presence_store().close(user_id, connection_id) == 0:
+        user_went_offline(user_id=user_id)
+
+
+def connections_swept() -> None:
+    """Announce users whose every connection expired (their process died)."""
+    for user_id in get_presence_store().sweep():
+        user_went_offline(user_id=user_id)
+
+
+def user_went_offline(*, user_id: UUID) -> None:
+    """Record ``last_seen`` and tell everyone, unless the user was invisible anyway."""
+    status = User.objects.filter(id=user_id).values_list("status", flat=True).first()
+    if status is None or status == User.Status.OFFLINE:
+        return  # invisible (or deleted): others saw nothing come or go
+    user = User.objects.get(id=user_id)
+    user.last_seen = timezone.now()
+    User.objects.filter(id=user_id).update(last_seen=user.last_seen)
+    presence_broadcast_on_commit(user_payload(user, connected=False))
+
+
+def user_set_status(*, user: User, status: str) -> User:
+    """Choose online, away or offline (invisible); others hear of visible changes.
+
+    The one path for a status change: the REST route and the admin call it.
+    """
+    connected = is_connected(user.id)
+    before = user_payload(user, connected=connected)
+    with transaction.atomic():
+        user.status = status
+        if before["is_online"] and status == User.Status.OFFLINE:
+            user.last_seen = timezone.now()  # others just saw them go offline
+        user.save(update_fields=["status", "last_seen"])
+        after = user_payload(user, connected=connected)
+        if (before["status"], before["is_online"]) != (after["status"], after["is_online"]):
+            presence_broadcast_on_commit(after)
+    return user

@@ -1,15 +1,18 @@
-"""Reads for users: lookups ignoring case, lists sorted by name ignoring case."""
+"""Reads for users and sessions: lookups ignoring case, lists sorted by name ignoring case.
+
+Who is online is presence's question (``accounts.presence``).
+"""
 
 from __future__ import annotations
 
 import re
+from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 
-from accounts.models import USERNAME_PATTERN, User
-from accounts.presence import get_presence_store
-from chatsite.errors import UserNotFound
+from accounts.models import USERNAME_PATTERN, LoginSession, User
+from core.errors import UserNotFound
 
 _USERNAME = re.compile(USERNAME_PATTERN)
 
@@ -32,11 +35,12 @@ def user_list() -> QuerySet[User]:
     return User.objects.order_by(Lower("username"), "id")
 
 
-def user_list_online() -> QuerySet[User]:
-    """Users others see online: connected and not invisible."""
-    connected = get_presence_store().all_connected()
-    return user_list().filter(id__in=connected).exclude(status=User.Status.OFFLINE)
+def sessions_revoked(*, session_ids: list[UUID]) -> dict[UUID, bool]:
+    """Which of these sessions are no longer valid: ``{session id: the user is still active}``.
 
-
-def connected_ids(users: list[User]) -> set:
-    return get_presence_store().connected(user.id for user in users)
+    An ended session, or any session of a deactivated user; valid ones are left out.
+    """
+    rows = LoginSession.objects.filter(id__in=session_ids).filter(
+        Q(ended_at__isnull=False) | Q(user__is_active=False)
+    )
+    return dict(rows.values_list("id", "user__is_active"))

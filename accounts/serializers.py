@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import USERNAME_PATTERN, User
-from chatsite.timestamps import TimestampField
-from messaging import events
+from accounts.presence import user_payload
+from core.timestamps import TimestampField
 
 
 class RegisterInputSerializer(serializers.Serializer):
@@ -55,7 +55,7 @@ class PublicUserSerializer(serializers.Serializer):
     date_joined = TimestampField()
 
     def to_representation(self, user: User) -> dict:
-        return events.user_payload(user, connected=user.id in self.context.get("connected", ()))
+        return user_payload(user, connected=user.id in self.context.get("connected", ()))
 
 
 class OwnUserSerializer(PublicUserSerializer):
@@ -64,7 +64,7 @@ class OwnUserSerializer(PublicUserSerializer):
     email = serializers.EmailField(read_only=True)
 
     def to_representation(self, user: User) -> dict:
-        return events.user_payload(user, connected=user.id in self.context.get("connected", ()), own=True)
+        return user_payload(user, connected=user.id in self.context.get("connected", ()), own=True)
 
 
 class LoginOutputSerializer(serializers.Serializer):

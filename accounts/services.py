@@ -1,8 +1,8 @@
-"""Writes for users and login sessions: register, login, refresh, logout, profile, status.
+"""Writes for users and login sessions: register, login, refresh, logout, profile, password.
 
 Each function is the one path for its verb, called from REST views, the admin
-and management commands alike. Realtime effects (presence, closing sockets)
-are published only after commit.
+and management commands alike. Closing sockets is published only after
+commit. Status and presence changes live in ``accounts.presence``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import LoginSession, User
-from accounts.presence import is_connected
 from accounts.tokens import InvalidToken, TokenPair, decode_refresh, issue_token_pair
-from chatsite.errors import InvalidInput, NotAuthenticated
-from messaging import events
-from messaging.broadcast import KIND_FRAME, broadcast_on_commit, close_group_on_commit, envelope
-from messaging.groups import LOBBY_GROUP, session_group, user_group
+from core.errors import InvalidInput, NotAuthenticated
+from realtime import frames
+from realtime.groups import session_group, user_group
+from realtime.publish import close_group_on_commit
 
 BAD_CREDENTIALS = "No active account found with the given credentials."
 # ``/api/users/me`` and ``/api/users/online`` are routes, so a user of either
@@ -102,19 +101,33 @@ def user_update_profile(
         user.email = User.objects.normalize_email(email)
     if password is not None:
         _check_password_strength(password, user)
-        user.set_password(password)
     try:
         with transaction.atomic():
-            user.save(update_fields=["email", "password"])
+            user.save(update_fields=["email"])
             if password is not None:
-                others = user.login_sessions.filter(ended_at__isnull=True)
-                if session is not None:
-                    others = others.exclude(pk=session.pk)
-                for other in others:
-                    _end_session(other, reason=LoginSession.EndReason.PASSWORD_CHANGED)
+                user_set_password(user=user, password=password, keep=session)
     except IntegrityError as exc:
         raise InvalidInput("A user with this email already exists.", field="email") from exc
     return user
+
+
+def user_set_password(*, user: User, password: str | None, keep: LoginSession | None = None) -> None:
+    """Set the password (None: make it unusable) and end every session but ``keep``.
+
+    Whoever knew the old password is signed out and their sockets close
+    (4401): the profile route keeps the caller's own session, the admin none.
+    """
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        others = user.login_sessions.filter(ended_at__isnull=True)
+        if keep is not None:
+            others = others.exclude(pk=keep.pk)
+        for other in others:
+            _end_session(other, reason=LoginSession.EndReason.PASSWORD_CHANGED)
 
 
 # --- sessions ---------------------------------------------------------------
@@ -185,7 +198,7 @@ def _end_session(session: LoginSession, *, reason: str) -> None:
         session.ended_at = timezone.now()
         session.end_reason = reason
         session.save(update_fields=["ended_at", "end_reason"])
-    close_group_on_commit(session_group(session.id), events.CLOSE_UNAUTHORIZED)
+    close_group_on_commit(session_group(session.id), frames.CLOSE_UNAUTHORIZED)
 
 
 def user_deactivate(*, user: User) -> None:
@@ -195,30 +208,6 @@ def user_deactivate(*, user: User) -> None:
             user.is_active = False
             user.save(update_fields=["is_active"])
         # Registered first, so sockets close with 4403 before the sessions' 4401.
-        close_group_on_commit(user_group(user.id), events.CLOSE_FORBIDDEN)
+        close_group_on_commit(user_group(user.id), frames.CLOSE_FORBIDDEN)
         for session in user.login_sessions.filter(ended_at__isnull=True):
             _end_session(session, reason=LoginSession.EndReason.DEACTIVATED)
-
-
-# --- presence ---------------------------------------------------------------
-
-
-def user_set_status(*, user: User, status: str) -> User:
-    """Choose online, away or offline (invisible); others hear of visible changes."""
-    connected = is_connected(user.id)
-    before = events.user_payload(user, connected=connected)
-    with transaction.atomic():
-        user.status = status
-        if before["is_online"] and status == User.Status.OFFLINE:
-            user.last_seen = timezone.now()  # others just saw them go offline
-        user.save(update_fields=["status", "last_seen"])
-        after = events.user_payload(user, connected=connected)
-        if (before["status"], before["is_online"]) != (after["status"], after["is_online"]):
-            presence_broadcast_on_commit(after)
-    return user
-
-
-def presence_broadcast_on_commit(user_view: dict) -> None:
-    """Tell every connection how a user now looks to others."""
-    frame = events.encode(events.presence_frame(user_view))
-    broadcast_on_commit(LOBBY_GROUP, envelope(KIND_FRAME, frame=frame))

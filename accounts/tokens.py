@@ -8,6 +8,7 @@ blacklist covers refresh tokens only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
@@ -34,10 +35,19 @@ class TokenPair:
     refresh_jti: str
 
 
-def issue_token_pair(session: LoginSession) -> TokenPair:
+def issue_token_pair(session: LoginSession, *, access_lifetime: timedelta | None = None) -> TokenPair:
+    """A refresh token carrying the session's id, and its access token.
+
+    ``access_lifetime`` overrides the configured one (seeded benchmark
+    sessions); the refresh token then lives at least as long.
+    """
     refresh = RefreshToken.for_user(session.user)
     refresh[SESSION_CLAIM] = str(session.id)
+    if access_lifetime is not None:
+        refresh.set_exp(lifetime=max(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"], access_lifetime))
     access = refresh.access_token
+    if access_lifetime is not None:
+        access.set_exp(from_time=refresh.current_time, lifetime=access_lifetime)
     return TokenPair(access=str(access), refresh=str(refresh), refresh_jti=str(refresh["jti"]))
 
 

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import presence, selectors, services
 from accounts.serializers import (
     LoginInputSerializer,
     LoginOutputSerializer,
@@ -25,13 +25,13 @@ from accounts.serializers import (
     TokenPairOutputSerializer,
 )
 from accounts.tokens import access_token_seconds
-from chatsite.client_address import client_address_meta
-from chatsite.openapi import errors
-from chatsite.ratelimits import enforce_address_rate
+from core.client_address import client_address_meta
+from core.openapi import errors
+from core.ratelimits import enforce_address_rate
 
 
 def own_user_data(user) -> dict:
-    return OwnUserSerializer(user, context={"connected": selectors.connected_ids([user])}).data
+    return OwnUserSerializer(user, context={"connected": presence.connected_ids([user])}).data
 
 
 class RegisterView(APIView):
@@ -125,19 +125,19 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def _page(self, queryset) -> Response:
         page = self.paginate_queryset(queryset)
-        context = {"connected": selectors.connected_ids(page)}
+        context = {"connected": presence.connected_ids(page)}
         return self.get_paginated_response(PublicUserSerializer(page, many=True, context=context).data)
 
     @extend_schema(responses={200: PublicUserSerializer, **errors(401, 404)})
     def retrieve(self, request: Request, username: str) -> Response:
         user = selectors.user_get(username=username)
-        context = {"connected": selectors.connected_ids([user])}
+        context = {"connected": presence.connected_ids([user])}
         return Response(PublicUserSerializer(user, context=context).data)
 
     @extend_schema(responses={200: PublicUserSerializer(many=True), **errors(400, 401)})
     @action(detail=False, methods=["get"])
     def online(self, request: Request) -> Response:
-        return self._page(selectors.user_list_online())
+        return self._page(presence.online_users())
 
     @extend_schema(methods=["GET"], responses={200: OwnUserSerializer, **errors(401)})
     @extend_schema(
@@ -158,5 +158,5 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def set_status(self, request: Request) -> Response:
         data = StatusInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_set_status(user=request.user, status=data.validated_data["status"])
+        presence.user_set_status(user=request.user, status=data.validated_data["status"])
         return Response(own_user_data(request.user))

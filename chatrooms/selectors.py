@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from uuid import UUID
 
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Lower
 
 from accounts.models import User
 from chatrooms.models import CHANNEL_NAME_PATTERN, Channel, Membership
-from chatsite.errors import ChannelNotFound, NotAMember
+from core.errors import ChannelNotFound, NotAMember
 
 CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
 
@@ -83,3 +84,23 @@ def channel_detail(*, name: str) -> Channel:
 def channel_streams_for_user(*, user: User) -> dict:
     """``{channel id: channel name}`` of every channel the user belongs to."""
     return dict(Membership.objects.filter(user=user).values_list("channel_id", "channel__name"))
+
+
+def memberships_by_user(*, user_ids: list[UUID]) -> dict[UUID, dict[UUID, str]]:
+    """``{user id: {channel id: channel name}}`` of these users' channels."""
+    memberships: dict[UUID, dict[UUID, str]] = {}
+    rows = Membership.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "channel_id", "channel__name"
+    )
+    for user_id, channel_id, name in rows:
+        memberships.setdefault(user_id, {})[channel_id] = name
+    return memberships
+
+
+def membership_channel_name(*, user: User, channel_id: UUID) -> str | None:
+    """The channel's name when ``user`` is a member of it, else None."""
+    return (
+        Membership.objects.filter(user=user, channel_id=channel_id)
+        .values_list("channel__name", flat=True)
+        .first()
+    )

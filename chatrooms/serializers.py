@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from chatrooms.models import CHANNEL_NAME_PATTERN
 from chatrooms.services import DESCRIPTION_MAX_LENGTH
-from chatsite.timestamps import TimestampField
+from core.timestamps import TimestampField
 
 
 class ChannelCreateInputSerializer(serializers.Serializer):

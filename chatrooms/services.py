@@ -14,18 +14,17 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from chatrooms.models import Channel, Membership, channel_name_validator
 from chatrooms.selectors import channel_get
-from chatsite.errors import Forbidden, InvalidInput, OwnerCannotLeave
-from messaging import events
-from messaging.broadcast import (
-    KIND_CHANNEL_DELETED,
-    KIND_FRAME,
-    KIND_SUBSCRIBE,
-    KIND_UNSUBSCRIBE,
-    broadcast_on_commit,
-    envelope,
+from chatrooms.streams import channel_streams
+from core.errors import Forbidden, InvalidInput, OwnerCannotLeave
+from realtime import frames
+from realtime.envelopes import (
+    channel_deleted_envelope,
+    frame_envelope,
+    subscribe_envelope,
+    unsubscribe_envelope,
 )
-from messaging.groups import channel_group, channel_stream, user_group
-from messaging.models import Message, StreamSequence
+from realtime.groups import channel_group, channel_stream, user_group
+from realtime.publish import broadcast_on_commit
 
 DESCRIPTION_MAX_LENGTH = 500
 # ``GET /api/channels/me`` is the caller's list, so no channel may be named "me".
@@ -54,8 +53,7 @@ def channel_create(*, user: User, name: str, description: str = "") -> Channel:
         with transaction.atomic():
             channel = Channel.objects.create(name=name, description=description, owner=user)
             Membership.objects.create(channel=channel, user=user)
-            stream = channel_stream(channel.id)
-            StreamSequence.objects.create(stream=stream)
+            channel_streams().stream_created(channel_stream(channel.id))
             _subscribe_on_commit(user=user, channel=channel, last_seq=0)
     except IntegrityError as exc:
         # Another request created the same name (ignoring case) since the check above.
@@ -70,29 +68,25 @@ def channel_join(*, user: User, name: str) -> Channel:
         _membership, created = Membership.objects.get_or_create(channel=channel, user=user)
         if not created:
             return channel
-        stream = channel_stream(channel.id)
-        joined = events.encode(
-            events.member_frame("member_joined", channel=channel.name, username=user.username)
+        joined = frames.encode(
+            frames.member_frame("member_joined", channel=channel.name, username=user.username)
         )
         # The joiner's own sockets get "subscribed" then "member_joined"; the
         # channel's other subscribers get "member_joined" alone.
         # Read inside the membership's transaction: the new member's sockets
         # deliver exactly the messages committed after it.
-        last_seq = StreamSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first()
-        _subscribe_on_commit(user=user, channel=channel, last_seq=last_seq or 0, then=(joined,))
-        broadcast_on_commit(
-            channel_group(channel.id), envelope(KIND_FRAME, frame=joined, exclude_user=user.id.hex)
-        )
+        last_seq = channel_streams().last_position(channel_stream(channel.id))
+        _subscribe_on_commit(user=user, channel=channel, last_seq=last_seq, then=(joined,))
+        broadcast_on_commit(channel_group(channel.id), frame_envelope(joined, exclude_user_id=user.id))
     return channel
 
 
 def _subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: tuple[str, ...] = ()) -> None:
     """Subscribe ``user``'s sockets to ``channel`` after ``last_seq``: ``subscribed``, then ``then``."""
-    subscribed = events.encode(events.subscription_frame("subscribed", channel=channel.name))
+    subscribed = frames.encode(frames.subscription_frame("subscribed", channel=channel.name))
     broadcast_on_commit(
         user_group(user.id),
-        envelope(
-            KIND_SUBSCRIBE,
+        subscribe_envelope(
             stream=channel_stream(channel.id),
             channel=channel.name,
             last_seq=last_seq,
@@ -111,14 +105,12 @@ def channel_leave(*, user: User, name: str) -> Channel:
         if not deleted:
             raise InvalidInput("You are not a member of this channel.", code="not_a_member")
         stream = channel_stream(channel.id)
-        left = events.encode(events.member_frame("member_left", channel=channel.name, username=user.username))
-        unsubscribed = events.encode(events.subscription_frame("unsubscribed", channel=channel.name))
-        broadcast_on_commit(
-            channel_group(channel.id), envelope(KIND_FRAME, frame=left, exclude_user=user.id.hex)
-        )
+        left = frames.encode(frames.member_frame("member_left", channel=channel.name, username=user.username))
+        unsubscribed = frames.encode(frames.subscription_frame("unsubscribed", channel=channel.name))
+        broadcast_on_commit(channel_group(channel.id), frame_envelope(left, exclude_user_id=user.id))
         broadcast_on_commit(
             user_group(user.id),
-            envelope(KIND_UNSUBSCRIBE, stream=stream, channel=channel.name, frames=[left, unsubscribed]),
+            unsubscribe_envelope(stream=stream, channel=channel.name, frames=[left, unsubscribed]),
         )
     return channel
 
@@ -132,7 +124,7 @@ def channel_delete(*, user: User, name: str) -> None:
 
 
 def channel_remove(*, channel: Channel) -> None:
-    """Delete a channel with its messages, memberships and seq counter, and tell its subscribers.
+    """Delete a channel with its messages, memberships and position counter, and tell its subscribers.
 
     Shared by the owner's delete and the admin, so both announce it the same way.
     """
@@ -140,9 +132,7 @@ def channel_remove(*, channel: Channel) -> None:
     name = channel.name
     group = channel_group(channel.id)
     with transaction.atomic():
-        # One DELETE for the messages rather than the ORM's row-by-row cascade.
-        Message.objects.filter(channel=channel).delete()
-        StreamSequence.objects.filter(stream=stream).delete()
+        channel_streams().stream_removed(stream)
         channel.delete()
-        frame = events.encode(events.channel_deleted_frame(channel=name))
-        broadcast_on_commit(group, envelope(KIND_CHANNEL_DELETED, stream=stream, channel=name, frame=frame))
+        frame = frames.encode(frames.channel_deleted_frame(channel=name))
+        broadcast_on_commit(group, channel_deleted_envelope(stream=stream, channel=name, frame=frame))

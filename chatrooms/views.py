@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from chatrooms import selectors, services
 from chatrooms.serializers import ChannelCreateInputSerializer, ChannelDetailSerializer, ChannelSerializer
-from chatsite.openapi import errors
+from core.openapi import errors
 
 
 def channel_data(channel) -> dict:

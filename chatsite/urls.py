@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from chatsite import health
+from core import health
 
 api_patterns = [
     path("health", health.health, name="health"),

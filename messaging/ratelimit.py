@@ -16,7 +16,7 @@ from uuid import UUID
 import redis
 from django.conf import settings
 
-from accounts.presence import redis_client
+from core.redis import redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ through the per-message service, but keeps the service's invariants:
 
 - every seeded user shares one password hash, computed once (bcrypt is the
   slow part of creating a user);
-- seqs continue each stream's ``StreamSequence`` gaplessly, under the same
-  row lock the message service takes, and the counters end at the last seq;
+- seqs continue each stream's counter gaplessly: each stream's block is taken
+  through ``messaging.positions.positions_take``, as the message service
+  takes its one, so the counters end at the last seq;
 - each message is written by a member of its channel (anyone for the lobby),
   and ``created_at`` grows with seq, so time order and seq order agree;
-- tokens come from real ``LoginSession`` rows, built exactly as
-  ``accounts.tokens.issue_token_pair`` builds them (a refresh token carrying
-  the session id, its access token), only with a chosen lifetime.
+- tokens come from real ``LoginSession`` rows and
+  ``accounts.tokens.issue_token_pair``, as at login, only with a chosen lifetime.
 
 Seeded messages are not broadcast: seeding is for a database no client is
 reading yet. Re-running with the same prefix reuses the users and channels it
@@ -26,18 +26,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, TypeVar
 
-from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import LoginSession, User
-from accounts.tokens import SESSION_CLAIM
+from accounts.tokens import issue_token_pair
 from chatrooms.models import Channel, Membership
-from messaging.groups import LOBBY_STREAM, channel_stream
-from messaging.models import Message, StreamSequence
+from messaging.models import Message
+from messaging.positions import positions_take
+from realtime.groups import LOBBY_STREAM, channel_stream
 
 # Letters, digits, ``_`` and ``-``: valid at the start of both a username and
 # a channel name, and short enough to leave room for the numbering.
@@ -228,47 +227,26 @@ def _count_memberships(channel_ids: list, batch_size: int) -> int:
     return sum(Membership.objects.filter(channel_id__in=batch).count() for batch in chunks(channel_ids, 500))
 
 
-def _lock_streams(streams: list[str]) -> dict[str, int]:
-    """Each stream's last seq, with the rows locked as ``messaging.services._next_seq`` locks them.
-
-    The counter is the source of truth; the highest stored seq is consulted
-    too, so a counter that fell behind its messages cannot cause a clash.
-    """
-    StreamSequence.objects.bulk_create(
-        [StreamSequence(stream=stream) for stream in streams], ignore_conflicts=True
-    )
-    last = {}
-    for batch in chunks(streams, 500):
-        for row in StreamSequence.objects.select_for_update().filter(stream__in=batch):
-            last[row.stream] = row.last_seq
-    stored = Message.objects.filter(channel__isnull=True).aggregate(top=Max("seq"))["top"]
-    if LOBBY_STREAM in last and stored:
-        last[LOBBY_STREAM] = max(last[LOBBY_STREAM], stored)
-    channel_streams = [stream for stream in streams if stream != LOBBY_STREAM]
-    for batch in chunks(channel_streams, 500):
-        tops = (
-            Message.objects.filter(channel_id__in=batch)
-            .values_list("channel_id")
-            .annotate(top=Max("seq"))
-            .values_list("channel_id", "top")
-        )
-        for channel_id, top in tops:
-            stream = channel_stream(channel_id)
-            last[stream] = max(last[stream], top)
-    return last
-
-
 def _add_messages(
     result: SeedResult, members: list[list[User]], count: int, progress: Progress, batch_size: int
 ) -> None:
-    """Spread ``count`` messages round-robin over the lobby and the channels."""
+    """Spread ``count`` messages round-robin over the lobby and the channels.
+
+    Each stream's block of positions is taken in one step through
+    ``positions_take``, the function the message service takes its one from.
+    """
     targets: list[tuple[Channel | None, str, Sequence[User]]] = [(None, LOBBY_STREAM, result.users)]
     targets += [
         (channel, channel_stream(channel.pk), block)
         for channel, block in zip(result.channels, members, strict=True)
     ]
-    last = _lock_streams([stream for _, stream, _ in targets])
-    first_seq = {stream: last[stream] + 1 for _, stream, _ in targets}
+    shares = [len(range(t, count, len(targets))) for t in range(len(targets))]
+    first_seq = {
+        stream: positions_take(stream, share) - share + 1
+        for (_, stream, _), share in zip(targets, shares, strict=True)
+        if share
+    }
+    next_seq = dict(first_seq)
     newest = Message.objects.aggregate(newest=Max("created_at"))["newest"]
     step = timedelta(milliseconds=1)
     start = timezone.now() - count * step
@@ -278,29 +256,23 @@ def _add_messages(
     rows: list[Message] = []
     for i in range(count):
         channel, stream, writers = targets[i % len(targets)]
-        last[stream] += 1
         rows.append(
             Message(
-                seq=last[stream],
+                seq=next_seq[stream],
                 channel=channel,
                 user=writers[(i // len(targets)) % len(writers)],
                 content=f"Seeded message {i + 1} of {count}.",
                 created_at=start + i * step,
             )
         )
+        next_seq[stream] += 1
         if len(rows) == batch_size:
             _store(rows, progress)
             rows = []
     if rows:
         _store(rows, progress)
-    touched = {stream for _, stream, _ in targets[: min(count, len(targets))]}
-    StreamSequence.objects.bulk_update(
-        [StreamSequence(stream=stream, last_seq=last[stream]) for stream in touched],
-        ["last_seq"],
-        batch_size=500,
-    )
     result.messages_created = count
-    result.seq_ranges = {stream: (first_seq[stream], last[stream]) for stream in touched}
+    result.seq_ranges = {stream: (first, next_seq[stream] - 1) for stream, first in first_seq.items()}
 
 
 def _store(rows: list[Message], progress: Progress) -> None:
@@ -317,14 +289,12 @@ def issue_seed_tokens(
 ) -> dict[str, str]:
     """Open one login session per user and return ``{username: access token}``.
 
-    The tokens are built as ``accounts.tokens.issue_token_pair`` builds them,
-    and each session's ``refresh_jti`` names its refresh token, as at login;
-    only the lifetime differs. The refresh token lives at least as long as
-    its access token.
+    Tokens come from ``accounts.tokens.issue_token_pair``, as at login; only
+    the access token's lifetime is the one asked for, and the refresh token
+    lives at least as long. Sessions are written in bulk.
     """
     progress = progress or NoProgress()
     users = list(users)
-    refresh_lifetime = max(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"], lifetime)
     tokens: dict[str, str] = {}
     progress.start("tokens", len(users))
     with transaction.atomic():
@@ -332,14 +302,10 @@ def issue_seed_tokens(
             sessions = []
             for user in batch:
                 session = LoginSession(user=user, client_address="", user_agent=USER_AGENT)
-                refresh = RefreshToken.for_user(user)
-                refresh[SESSION_CLAIM] = str(session.id)
-                refresh.set_exp(lifetime=refresh_lifetime)
-                access = refresh.access_token
-                access.set_exp(from_time=refresh.current_time, lifetime=lifetime)
-                session.refresh_jti = str(refresh["jti"])
+                pair = issue_token_pair(session, access_lifetime=lifetime)
+                session.refresh_jti = pair.refresh_jti
                 sessions.append(session)
-                tokens[user.username] = str(access)
+                tokens[user.username] = pair.access
             LoginSession.objects.bulk_create(sessions, batch_size=batch_size)
             progress.advance("tokens", len(batch))
     return tokens

@@ -1,23 +1,35 @@
-"""Reads for messages: the keyset pages behind ``GET /api/messages`` and ``/messages/me``.
+"""Every read of messages, under one set of limits.
 
-One stream (a channel, or the lobby) is ordered by ``seq``; several streams
-together by ``(created_at, id)``. Pages are cut at a message (``before`` or
-``after`` its id), never by offset, so a page boundary holds while new
-messages arrive.
+REST pages (``message_page``), the history a socket gets on connect
+(``connect_history``), ``history`` and ``sync`` frames (``history_page``,
+``sync_pages``) and a socket's gap fill (``gap_fill``) all read here. Pages
+hold at most ``PAGE_MAX`` messages (``PAGE_DEFAULT`` unless asked), and a gap
+of more than ``GAP_FILL_MAX`` positions is not filled (the socket reconnects
+and syncs instead).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
-from chatrooms.models import Membership
+from chatrooms.models import Channel, Membership
 from chatrooms.selectors import access_channel
-from chatsite.errors import InvalidInput
+from core.errors import InvalidInput
+from core.pagination import DEFAULT_LIMIT as PAGE_DEFAULT
+from core.pagination import MAX_LIMIT as PAGE_MAX
 from messaging.models import Message
+from messaging.pages import MessagePage, Order, cut
+from messaging.payloads import message_payloads
+from realtime.groups import LOBBY_STREAM
+
+GAP_FILL_MAX = 5_000
 
 
 class AllStreams:
@@ -31,17 +43,27 @@ ALL_STREAMS = AllStreams()
 
 
 @dataclass(frozen=True)
-class MessagePage:
-    """Messages in ascending order, and the cursor of the pages around them.
+class StreamPage:
+    """Message payloads in position order, from one stream (``channel`` None: the lobby) or several."""
 
-    ``older``/``newer`` are the query parameters of the neighbouring page
-    (``{"before": id}``, ``{"after": id}``, or ``{}`` for the newest page), or
-    None when there is no such page.
-    """
+    channel: str | None
+    messages: list[dict[str, Any]]
+    has_more: bool
 
-    messages: list[Message]
-    older: dict[str, str] | None
-    newer: dict[str, str] | None
+
+def _stream_messages(stream: str) -> QuerySet[Message]:
+    """The messages of one stream, by its name in the realtime core (``""``: the lobby)."""
+    if stream == LOBBY_STREAM:
+        return Message.objects.filter(channel__isnull=True)
+    return Message.objects.filter(channel_id=uuid.UUID(stream))
+
+
+def _channel_for(*, user: User, name: str | None) -> Channel | None:
+    """The channel ``user`` reads by ``name`` (404 / not a member), or None for the lobby."""
+    return None if name is None else access_channel(user=user, name=name)
+
+
+# --- REST pages ---------------------------------------------------------------
 
 
 def readable_filter(*, user: User) -> Q:
@@ -51,29 +73,10 @@ def readable_filter(*, user: User) -> Q:
     )
 
 
-class _Order:
-    """Comparisons and orderings for one key: ``seq`` in one stream, ``(created_at, id)`` across."""
-
-    def __init__(self, *, by_seq: bool) -> None:
-        self.by_seq = by_seq
-
-    def asc(self) -> list[str]:
-        return ["seq"] if self.by_seq else ["created_at", "id"]
-
-    def desc(self) -> list[str]:
-        return ["-seq"] if self.by_seq else ["-created_at", "-id"]
-
-    def older(self, anchor: Message, *, inclusive: bool = False) -> Q:
-        if self.by_seq:
-            return Q(seq__lte=anchor.seq) if inclusive else Q(seq__lt=anchor.seq)
-        same = Q(created_at=anchor.created_at) & (Q(id__lte=anchor.id) if inclusive else Q(id__lt=anchor.id))
-        return Q(created_at__lt=anchor.created_at) | same
-
-    def newer(self, anchor: Message, *, inclusive: bool = False) -> Q:
-        if self.by_seq:
-            return Q(seq__gte=anchor.seq) if inclusive else Q(seq__gt=anchor.seq)
-        same = Q(created_at=anchor.created_at) & (Q(id__gte=anchor.id) if inclusive else Q(id__gt=anchor.id))
-        return Q(created_at__gt=anchor.created_at) | same
+def _readable_streams(*, user: User) -> list[Q]:
+    """One filter per stream the user reads (the lobby, then each channel), for merged pages."""
+    channel_ids = Membership.objects.filter(user=user).values_list("channel_id", flat=True)
+    return [Q(channel__isnull=True), *(Q(channel_id=channel_id) for channel_id in channel_ids)]
 
 
 def _parse_id(raw: str, *, field: str) -> uuid.UUID:
@@ -100,16 +103,12 @@ def message_page(
     """
     if before is not None and after is not None:
         raise InvalidInput("Give before or after, not both.", field="after")
-    if isinstance(channel_name, AllStreams):
+    across = isinstance(channel_name, AllStreams)
+    if across:
         scope = Message.objects.filter(readable_filter(user=user))
-        order = _Order(by_seq=False)
-    elif channel_name is None:
-        scope = Message.objects.filter(channel__isnull=True)
-        order = _Order(by_seq=True)
     else:
-        channel = access_channel(user=user, name=channel_name)
-        scope = Message.objects.filter(channel=channel)
-        order = _Order(by_seq=True)
+        scope = Message.objects.filter(channel=_channel_for(user=user, name=channel_name))
+    order = Order(by_seq=not across)
 
     anchor = None
     field = "before" if before is not None else "after"
@@ -121,91 +120,100 @@ def message_page(
 
     if author is not None:
         scope = scope.filter(user=author)
-    streams = _stream_filters(user=user) if isinstance(channel_name, AllStreams) and author is None else None
+    streams = _readable_streams(user=user) if across and author is None else None
     rows = scope.select_related("user", "channel")
-    return _cut(rows, scope, order, anchor=anchor, direction=field, limit=limit, streams=streams)
+    return cut(
+        rows, scope, order, anchor=anchor, direction=field, limit=min(limit, PAGE_MAX), streams=streams
+    )
 
 
-def _stream_filters(*, user: User) -> list[Q]:
-    """One filter per stream the user reads: the lobby, then each of their channels."""
-    channel_ids = Membership.objects.filter(user=user).values_list("channel_id", flat=True)
-    return [Q(channel__isnull=True), *(Q(channel_id=channel_id) for channel_id in channel_ids)]
+# --- connect history ------------------------------------------------------------
+
+# Every connection of a process reads the same lobby history on connect, so
+# each stream's newest payloads are kept here, valid while the stream's last
+# seq is unchanged (exact across processes: the seq is read from the database)
+# and for at most RECENT_CACHE_SECONDS (so a moderator's deletion shows soon).
+RECENT_CACHE_SECONDS = 5.0
+RECENT_CACHE_STREAMS = 2_000
+_recent_cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
+_recent_cache_lock = threading.Lock()
 
 
-def _window(
-    rows: QuerySet[Message], ordering: list[str], n: int, *, where: Q | None, streams: list[Q] | None
-) -> list[Message]:
-    """The first ``n`` rows of ``rows`` in ``ordering``, optionally merged stream by stream.
+def _stream_recent(stream: str, *, last_seq: int, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` payloads of one stream up to ``last_seq``, newest first."""
+    now = time.monotonic()
+    with _recent_cache_lock:
+        cached = _recent_cache.get(stream)
+    if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
+        return cached[2][:limit]
+    rows = _stream_messages(stream).filter(seq__lte=last_seq).order_by("-seq")
+    payloads = message_payloads(rows[: PAGE_DEFAULT + 1])
+    with _recent_cache_lock:
+        if len(_recent_cache) >= RECENT_CACHE_STREAMS:
+            _recent_cache.clear()
+        _recent_cache[stream] = (last_seq, now, payloads)
+    return payloads[:limit]
 
-    Across streams, one query with ``lobby OR channel IN (...)`` makes SQLite
-    gather and sort every readable row; one short index scan per stream
-    (``messaging_by_stream_time``) and a merge reads only what the page needs.
+
+def reset_recent_cache() -> None:
+    """Forget cached histories (tests reuse seqs across databases)."""
+    with _recent_cache_lock:
+        _recent_cache.clear()
+
+
+def connect_history(*, last_seqs: dict[str, int], limit: int = PAGE_DEFAULT) -> StreamPage:
+    """The newest ``limit`` messages across streams (each up to its given seq), oldest first.
+
+    Timestamps have one fixed width, so their strings sort in time order; within
+    one stream, seq breaks ties between messages of the same millisecond.
     """
-    if where is not None:
-        rows = rows.filter(where)
-    if streams is None:
-        return list(rows.order_by(*ordering)[:n])
-    keys = [
-        key
-        for stream in streams
-        for key in rows.filter(stream).order_by(*ordering).values_list("created_at", "id")[:n]
+    candidates = [
+        payload
+        for stream, last_seq in last_seqs.items()
+        for payload in _stream_recent(stream, last_seq=last_seq, limit=limit + 1)
     ]
-    keys.sort(reverse=ordering[0].startswith("-"))
-    chosen = [message_id for _created, message_id in keys[:n]]
-    by_id = {message.id: message for message in rows.filter(id__in=chosen)}
-    return [by_id[message_id] for message_id in chosen if message_id in by_id]
+    candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
+    return StreamPage(channel=None, messages=candidates[:limit][::-1], has_more=len(candidates) > limit)
 
 
-def _ids(queryset: QuerySet[Message], n: int) -> list[uuid.UUID]:
-    return list(queryset.values_list("id", flat=True)[:n])
+# --- history and sync frames, gap fill ----------------------------------------
 
 
-def _cut(
-    rows: QuerySet[Message],
-    scope: QuerySet[Message],
-    order: _Order,
-    *,
-    anchor: Message | None,
-    direction: str,
-    limit: int,
-    streams: list[Q] | None = None,
-) -> MessagePage:
-    """Fetch ``limit + 1`` rows to learn whether more lie beyond, then name the neighbours."""
-    if anchor is None or direction == "before":
-        where = None if anchor is None else order.older(anchor)
-        window = _window(rows, order.desc(), limit + 1, where=where, streams=streams)
-        messages = window[:limit][::-1]
-        has_older = len(window) > limit
-        has_newer = anchor is not None and bool(messages) and scope.filter(order.newer(messages[-1])).exists()
-    else:
-        window = _window(rows, order.asc(), limit + 1, where=order.newer(anchor), streams=streams)
-        messages = window[:limit]
-        has_newer = len(window) > limit
-        has_older = bool(messages) and scope.filter(order.older(messages[0])).exists()
-
-    older = {"before": str(messages[0].id)} if has_older else None
-    newer = {"after": str(messages[-1].id)} if has_newer else None
-    if not messages and anchor is not None:
-        older, newer = _around_empty(scope, order, anchor=anchor, direction=direction, limit=limit)
-    return MessagePage(messages=messages, older=older, newer=newer)
+def history_page(*, user: User, name: str | None, before: Any, limit: int = PAGE_DEFAULT) -> StreamPage:
+    """Up to ``limit`` messages of one stream, those just before the message ``before`` (or the newest)."""
+    limit = min(limit, PAGE_MAX)
+    channel = _channel_for(user=user, name=name)
+    rows = Message.objects.filter(channel=channel)
+    if before is not None:
+        try:
+            before_id = uuid.UUID(before) if isinstance(before, str) else None
+        except ValueError:
+            before_id = None
+        anchor = rows.filter(id=before_id).values_list("seq", flat=True).first()
+        if anchor is None:
+            raise InvalidInput("before must be the id of a message in this channel.")
+        rows = rows.filter(seq__lt=anchor)
+    page = message_payloads(rows.order_by("-seq")[: limit + 1])
+    return StreamPage(
+        channel=channel and channel.name, messages=page[:limit][::-1], has_more=len(page) > limit
+    )
 
 
-def _around_empty(
-    scope: QuerySet[Message], order: _Order, *, anchor: Message, direction: str, limit: int
-) -> tuple[dict[str, str] | None, dict[str, str] | None]:
-    """Neighbours of an empty page: the ``limit`` messages on the anchor's other side, anchor included.
+def sync_pages(*, user: User, name: str | None, after: int) -> list[StreamPage]:
+    """Every message of one stream after position ``after``, in pages of ``PAGE_MAX``."""
+    channel = _channel_for(user=user, name=name)
+    rows = Message.objects.filter(channel=channel).order_by("seq")
+    pages: list[StreamPage] = []
+    while messages := message_payloads(rows.filter(seq__gt=after)[:PAGE_MAX]):
+        pages.append(StreamPage(channel=channel and channel.name, messages=messages, has_more=False))
+        after = messages[-1]["seq"]
+    return pages
 
-    An empty ``before`` page means nothing is older, so the newer page starts
-    at the anchor; an empty ``after`` page means nothing is newer.
+
+def gap_fill(*, stream: str, after: int, before: int) -> list[dict[str, Any]]:
+    """The messages of ``stream`` with ``after < seq < before``: what a socket missed.
+
+    The caller keeps the gap within ``GAP_FILL_MAX``.
     """
-    if direction == "before":
-        ids = _ids(scope.filter(order.newer(anchor, inclusive=True)).order_by(*order.asc()), limit + 1)
-        if not ids:
-            return None, None
-        # ``before`` the (limit+1)th gives exactly the limit messages from the
-        # anchor on; with fewer, the newest page already holds them all.
-        return None, ({"before": str(ids[limit])} if len(ids) > limit else {})
-    ids = _ids(scope.filter(order.older(anchor, inclusive=True)).order_by(*order.desc()), limit + 1)
-    if not ids:
-        return None, None
-    return ({"after": str(ids[limit])} if len(ids) > limit else {}), None
+    rows = _stream_messages(stream).filter(seq__gt=after, seq__lt=before).order_by("seq")
+    return message_payloads(rows)

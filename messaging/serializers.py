@@ -1,6 +1,6 @@
 """Input serializers check shape; output serializers describe the contract's message shapes.
 
-Rendering goes through ``messaging.events.message_payload``, the one place
+Rendering goes through ``messaging.message_payload``, the one place
 that shapes a message for REST and the WebSocket alike.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from chatsite.timestamps import TimestampField
-from messaging import events
+from core.timestamps import TimestampField
 from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS
+from messaging.payloads import message_payload
 
 
 class StrictCharField(serializers.CharField):
@@ -65,7 +65,7 @@ class MessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(read_only=True, allow_null=True)
 
     def to_representation(self, message) -> dict:
-        return events.message_payload(message)
+        return message_payload(message)
 
 
 @extend_schema_serializer(many=False)  # one page object, even for the ``list`` action

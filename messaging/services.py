@@ -11,18 +11,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chatrooms.models import Channel
 from chatrooms.selectors import access_channel
-from chatsite.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
-from messaging import events
-from messaging.broadcast import KIND_MESSAGE, broadcast_on_commit, envelope
-from messaging.groups import channel_group, channel_stream
-from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message, StreamSequence
+from core.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
+from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message
+from messaging.payloads import message_payload
+from messaging.positions import positions_take
 from messaging.ratelimit import get_message_rate_limiter
+from realtime import frames
+from realtime.envelopes import message_envelope
+from realtime.groups import channel_group, channel_stream
+from realtime.publish import broadcast_on_commit
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -138,20 +141,6 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
     return outcomes
 
 
-def _next_seq(stream: str) -> int:
-    """Take the stream's next seq; its lock is held until the caller's transaction ends."""
-    table = StreamSequence._meta.db_table
-    sql = f"UPDATE {table} SET last_seq = last_seq + 1 WHERE stream = %s RETURNING last_seq"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [stream])
-        row = cursor.fetchone()
-        if row is None:
-            StreamSequence.objects.get_or_create(stream=stream)
-            cursor.execute(sql, [stream])
-            row = cursor.fetchone()
-    return row[0]
-
-
 def _message_store(*, user: User, channel: Channel | None, content: str, client_id: str | None) -> Message:
     """Number, store and announce one validated message.
 
@@ -161,7 +150,7 @@ def _message_store(*, user: User, channel: Channel | None, content: str, client_
     """
     stream = channel_stream(channel.id if channel else None)
     with transaction.atomic():
-        seq = _next_seq(stream)
+        seq = positions_take(stream)
         if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
             raise _AlreadySent(first)  # rolls the seq back: no gap
         message = Message.objects.create(
@@ -178,10 +167,10 @@ def _message_store(*, user: User, channel: Channel | None, content: str, client_
 
 def _announce_on_commit(message: Message) -> None:
     """Publish a stored message to its stream's subscribers once the transaction commits."""
-    frame = events.encode(events.message_frame(events.message_payload(message)))
+    frame = frames.encode(frames.message_frame(message_payload(message)))
     broadcast_on_commit(
         channel_group(message.channel_id),
-        envelope(KIND_MESSAGE, stream=channel_stream(message.channel_id), seq=message.seq, frame=frame),
+        message_envelope(stream=channel_stream(message.channel_id), seq=message.seq, frame=frame),
     )
 
 

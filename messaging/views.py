@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from chatsite.openapi import errors
-from chatsite.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
-from messaging import events, selectors
+from core.openapi import errors
+from core.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
+from messaging import selectors
+from messaging.payloads import message_payload
 from messaging.serializers import MessageCreateInputSerializer, MessagePageSerializer, MessageSerializer
 from messaging.services import message_send
 
@@ -68,7 +69,7 @@ class MessageViewSet(viewsets.GenericViewSet):
         )
         return Response(
             {
-                "results": [events.message_payload(message) for message in page.messages],
+                "results": [message_payload(message) for message in page.messages],
                 "next": _link(request, page.newer, limit),
                 "previous": _link(request, page.older, limit),
             }
@@ -106,6 +107,6 @@ class MessageViewSet(viewsets.GenericViewSet):
             client_id=data.validated_data["client_id"],
         )
         return Response(
-            events.message_payload(result.message),
+            message_payload(result.message),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )

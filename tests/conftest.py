@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import User
-from messaging.connections import reset_recent_cache
 from messaging.ratelimit import reset_message_rate_limiter
+from messaging.selectors import reset_recent_cache
 
 DEFAULT_PASSWORD = "correct-Horse-battery-9"
 _counter = itertools.count(1)

@@ -25,7 +25,7 @@ def test_ready_checks_the_database(client):
 
 @pytest.mark.django_db
 def test_ready_is_503_with_a_reason_when_the_database_fails(client):
-    with mock.patch("chatsite.health.connection.cursor", side_effect=OperationalError("connection refused")):
+    with mock.patch("core.health.connection.cursor", side_effect=OperationalError("connection refused")):
         response = client.get("/api/ready")
     assert response.status_code == 503
     body = response.json()

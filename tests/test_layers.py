@@ -7,8 +7,8 @@ from unittest import mock
 import pytest
 from channels.exceptions import ChannelFull
 
-from chatsite import layers
-from chatsite.layers import LocalChannelLayer
+from realtime import layers
+from realtime.layers import LocalChannelLayer
 
 
 async def test_group_send_reaches_members_without_copying():

@@ -188,7 +188,7 @@ if REDIS_URL:
     # CHAT_CHANNEL_LAYER picks the channels-redis layer: "pubsub" (the default,
     # Redis PUBLISH/SUBSCRIBE) or "core" (RedisChannelLayer: lists and sorted
     # sets); docs/deploy.md ("Channel layers") has the measurements behind the
-    # default. Either way each process is one layer member (messaging.hub).
+    # default. Either way each process is one layer member (realtime.hub).
     CHAT_CHANNEL_LAYER = os.environ.get("CHAT_CHANNEL_LAYER", "pubsub").strip().lower() or "pubsub"
     if CHAT_CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
@@ -216,7 +216,7 @@ if REDIS_URL:
         raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER must be pubsub or core, got {CHAT_CHANNEL_LAYER!r}")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chatsite.layers.LocalChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.LocalChannelLayer"}}
     # One process shares its local-memory cache with itself, which is all the
     # embedded mode needs; REDIS_URL gives the rate limits a shared cache.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
@@ -274,13 +274,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "chatsite.parsers.OrjsonParser",
+        "core.parsers.OrjsonParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_RENDERER_CLASSES": ["chatsite.renderers.OrjsonRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "chatsite.pagination.LimitPagination",
-    "EXCEPTION_HANDLER": "chatsite.exceptions.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.OrjsonRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.LimitPagination",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -329,9 +329,6 @@ CHAT_MESSAGE_RATE = env_float("CHAT_MESSAGE_RATE", 5.0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10)
 # Trust X-Forwarded-For for the client address only behind a known proxy.
 CHAT_TRUST_X_FORWARDED_FOR = env_bool("CHAT_TRUST_X_FORWARDED_FOR")
-RATELIMIT_IP_META_KEY = (
-    "chatsite.client_address.client_address_meta" if CHAT_TRUST_X_FORWARDED_FOR else "REMOTE_ADDR"
-)
 
 # --- Production hardening ---------------------------------------------------
 

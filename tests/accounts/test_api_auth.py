@@ -415,7 +415,7 @@ def test_logout_of_another_users_refresh_token_changes_nothing_for_them(api, mak
 
 
 def test_logout_closes_the_sessions_sockets(make_user):
-    from messaging.groups import session_group
+    from realtime.groups import session_group
 
     user = make_user("ada")
     tokens = login_tokens(user)

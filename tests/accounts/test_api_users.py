@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import LoginSession, User
-from accounts.presence import get_presence_store
+from realtime.presence_store import get_presence_store
 from tests.accounts.helpers import (
     OWN_USER_KEYS,
     PUBLIC_USER_KEYS,
@@ -430,7 +430,7 @@ def test_status_change_broadcasts_only_visible_changes(auth_client, make_user, c
 
     ada = make_user("ada")
     client = auth_client(ada)
-    with mock.patch("accounts.services.presence_broadcast_on_commit") as broadcast:
+    with mock.patch("accounts.presence.presence_broadcast_on_commit") as broadcast:
         client.post(f"{ME}/status", {"status": "away"}, format="json")  # not connected: invisible change
         assert broadcast.call_count == 0
         connections(ada)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from accounts.ws_auth import origin_allowed
+from gateway.auth import origin_allowed
 from tests.conftest import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ async def _accepting_app(scope, receive, send):
 async def test_origin_validator_refuses_the_handshake(headers, accepted):
     from channels.testing import WebsocketCommunicator
 
-    from accounts.ws_auth import WebSocketOriginValidator
+    from gateway.auth import WebSocketOriginValidator
 
     communicator = WebsocketCommunicator(
         WebSocketOriginValidator(_accepting_app), "/api/ws/ada", headers=headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import selectors
-from chatsite.errors import UserNotFound
+from core.errors import UserNotFound
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ from unittest import mock
 
 import pytest
 
-from accounts import services
+from accounts import presence, services
 from accounts.models import LoginSession, User
-from chatsite.errors import InvalidInput, NotAuthenticated
-from messaging.groups import session_group, user_group
+from core.errors import InvalidInput, NotAuthenticated
+from realtime.groups import session_group, user_group
 from tests.conftest import DEFAULT_PASSWORD, login_tokens
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +129,6 @@ def test_profile_update_without_changes_checks_nothing():
 
 def test_set_status_updates_the_model():
     user = register()
-    services.user_set_status(user=user, status="away")
+    presence.user_set_status(user=user, status="away")
     user.refresh_from_db()
     assert user.status == "away"

@@ -13,9 +13,9 @@ from accounts.models import LoginSession, User
 from accounts.tokens import authenticate_access_token
 from chatrooms.models import Channel, Membership
 from messaging import seeding
-from messaging.groups import channel_stream
 from messaging.models import Message, StreamSequence
 from messaging.services import message_send
+from realtime.groups import channel_stream
 
 pytestmark = pytest.mark.django_db
 

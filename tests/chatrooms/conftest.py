@@ -21,6 +21,6 @@ def published(monkeypatch, django_capture_on_commit_callbacks):
     recorder = Published()
     recorder.calls = []
     monkeypatch.setattr(
-        "messaging.broadcast.publish", lambda group, event: recorder.calls.append((group, event))
+        "realtime.publish.publish", lambda group, event: recorder.calls.append((group, event))
     )
     return recorder

@@ -8,18 +8,30 @@ import pytest
 
 from chatrooms import services
 from chatrooms.models import Channel, Membership
-from chatsite.errors import ChannelNotFound, Forbidden, InvalidInput, OwnerCannotLeave
-from messaging import events
-from messaging.broadcast import KIND_CHANNEL_DELETED, KIND_FRAME, KIND_SUBSCRIBE, KIND_UNSUBSCRIBE, envelope
-from messaging.groups import channel_group, user_group
+from core.errors import ChannelNotFound, Forbidden, InvalidInput, OwnerCannotLeave
 from messaging.models import Message, StreamSequence
 from messaging.services import message_send
+from realtime import frames
+from realtime.envelopes import (
+    HUB_EVENT_TYPE,
+    KIND_CHANNEL_DELETED,
+    KIND_FRAME,
+    KIND_SUBSCRIBE,
+    KIND_UNSUBSCRIBE,
+)
+from realtime.groups import channel_group, user_group
+
+
+def envelope(kind: str, **fields) -> dict:
+    """The wire shape of an envelope, written out here rather than built by the code under test."""
+    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
+
 
 pytestmark = pytest.mark.django_db
 
 
 def enc(frame: dict) -> str:
-    return events.encode(frame)
+    return frames.encode(frame)
 
 
 def test_create_makes_owner_first_member_and_seq_row(make_user, published):

@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chatrooms import services as channel_services
-from chatsite.errors import ContentEmpty, NotAMember
+from core.errors import ContentEmpty, NotAMember
 from messaging import services, writer
 from messaging.models import Message, StreamSequence
 from messaging.services import SendRequest, SendResult, message_send_batch

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from chatrooms import services as channel_services
-from chatsite.errors import (
+from core.errors import (
     ChannelNotFound,
     ContentEmpty,
     ContentTooLong,
@@ -16,11 +16,19 @@ from chatsite.errors import (
     NotAMember,
     RateLimited,
 )
-from messaging import events, services
-from messaging.broadcast import KIND_MESSAGE, envelope
-from messaging.groups import LOBBY_GROUP, channel_group
+from messaging import services
 from messaging.models import Message, StreamSequence
+from messaging.payloads import message_payload
 from messaging.ratelimit import reset_message_rate_limiter
+from realtime import frames
+from realtime.envelopes import HUB_EVENT_TYPE, KIND_MESSAGE
+from realtime.groups import LOBBY_GROUP, channel_group
+
+
+def envelope(kind: str, **fields) -> dict:
+    """The wire shape of an envelope, written out here rather than built by the code under test."""
+    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
+
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +36,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def published(monkeypatch, django_capture_on_commit_callbacks):
     calls: list[tuple[str, dict]] = []
-    monkeypatch.setattr("messaging.broadcast.publish", lambda group, event: calls.append((group, event)))
+    monkeypatch.setattr("realtime.publish.publish", lambda group, event: calls.append((group, event)))
     return calls
 
 
@@ -54,11 +62,11 @@ def test_send_publishes_one_message_envelope_after_commit(
     for callback in callbacks:
         callback()
     message = result.message
-    frame = events.encode({"type": "message", "message": events.message_payload(message)})
+    frame = frames.encode({"type": "message", "message": message_payload(message)})
     assert published == [
         (channel_group(channel.id), envelope(KIND_MESSAGE, stream=channel.id.hex, seq=1, frame=frame))
     ]
-    assert events.message_payload(message)["channel"] == "General"
+    assert message_payload(message)["channel"] == "General"
 
 
 def test_lobby_message_goes_to_the_lobby_group(make_user, published, django_capture_on_commit_callbacks):

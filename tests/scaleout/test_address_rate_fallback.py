@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from chatsite.errors import RateLimited
-from chatsite.ratelimits import enforce_address_rate
+from core.errors import RateLimited
+from core.ratelimits import enforce_address_rate
 
 UNREACHABLE = {
     "default": {

@@ -14,7 +14,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from messaging.hub import Hub
+from realtime.hub import Hub
 from tests.scaleout.helpers import eventually, redis_start, redis_stop
 
 pytestmark = pytest.mark.services

@@ -14,14 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from accounts.presence import (
-    RedisPresenceStore,
-    get_presence_store,
-    presence_renew,
-    redis_client,
-    reset_presence_store,
-)
-from chatsite.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
+from core.redis import redis_client
+from realtime.presence_redis import RedisPresenceStore
+from realtime.presence_store import get_presence_store, presence_renew, reset_presence_store
 
 pytestmark = pytest.mark.services
 

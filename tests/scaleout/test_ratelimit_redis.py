@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from accounts.presence import redis_client
+from core.redis import redis_client
 from messaging.ratelimit import (
     LocalTokenBucket,
     RedisTokenBucket,

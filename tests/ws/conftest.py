@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
-import accounts.presence
+import realtime.presence_store
 from chatsite.asgi import application
 from tests.conftest import login_tokens
 
@@ -20,10 +20,10 @@ from tests.conftest import login_tokens
 def fresh_layer_and_presence():
     """Each test gets its own channel layer (bound to its event loop) and presence."""
     channel_layers.backends.clear()
-    accounts.presence._store = None
+    realtime.presence_store._store = None
     yield
     channel_layers.backends.clear()
-    accounts.presence._store = None
+    realtime.presence_store._store = None
 
 
 class Client:

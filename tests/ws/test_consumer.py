@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
+from accounts import presence as account_presence
 from accounts import services as account_services
 from tests.conftest import login_tokens
 from tests.ws.conftest import Client, open_socket
@@ -264,7 +265,7 @@ async def test_presence_online_and_offline_with_last_seen(make_user, ws_connect)
 
 async def test_invisible_user_comes_and_goes_unseen(make_user, ws_connect):
     watcher_user, user = await database_sync_to_async(make_user)(), await database_sync_to_async(make_user)()
-    await database_sync_to_async(account_services.user_set_status)(user=user, status="offline")
+    await database_sync_to_async(account_presence.user_set_status)(user=user, status="offline")
     watcher = await ws_connect(watcher_user)
     client = await ws_connect(user)
     assert user.username not in client.ready["online"]
@@ -288,7 +289,7 @@ async def test_status_change_through_rest_reaches_sockets(make_user, ws_connect,
 
 async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_connect, monkeypatch):
     """The history cache never serves a page older than the stream, nor a deleted message for long."""
-    from messaging import connections
+    from messaging import selectors
     from messaging.services import message_delete, message_send
 
     user = await database_sync_to_async(make_user)()
@@ -297,14 +298,14 @@ async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_co
     await database_sync_to_async(message_send)(user=user, channel_name=None, content="two")
     assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["one", "two"]
     await database_sync_to_async(message_delete)(message=first.message)
-    monkeypatch.setattr(connections, "RECENT_CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(selectors, "RECENT_CACHE_SECONDS", 0.0)
     assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["two"]
 
 
 async def test_a_redis_outage_during_a_frame_is_an_unavailable_error(make_user, ws_connect, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from messaging import consumers
+    from gateway import consumer as consumers
 
     async def refuse(group, event):
         raise RedisConnectionError("Redis is restarting")

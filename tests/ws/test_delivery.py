@@ -8,9 +8,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from messaging import consumers
-from messaging.hub import get_hub
+from gateway import delivery
 from messaging.services import message_send
+from realtime.hub import get_hub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +58,7 @@ async def test_flood_past_layer_capacity_still_delivers_every_message_once_in_or
 
 
 async def test_socket_too_far_behind_is_closed_1013(small_layer, make_user, ws_connect, monkeypatch):
-    monkeypatch.setattr(consumers, "MAX_GAP", 5)
+    monkeypatch.setattr(delivery, "GAP_FILL_MAX", 5)
     sender = await database_sync_to_async(make_user)()
     listener = await ws_connect(await database_sync_to_async(make_user)())
     hub = await stall_hub()
@@ -74,7 +74,7 @@ async def test_socket_too_far_behind_is_closed_1013(small_layer, make_user, ws_c
 
 
 async def test_backlog_past_the_limit_is_closed_1013(make_user, ws_connect, monkeypatch):
-    monkeypatch.setattr(consumers, "MAX_BACKLOG", 5)
+    monkeypatch.setattr(delivery, "MAX_BACKLOG", 5)
     listener = await ws_connect(await database_sync_to_async(make_user)())
     hub = await get_hub()
     (consumer,) = [s for s in hub.subscribers() if s.user.id == listener.user.id]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from messaging.eager import start_eagerly
+from realtime.eager import start_eagerly
 
 
 async def test_a_coroutine_that_never_waits_completes_inline():

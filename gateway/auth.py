@@ -1,15 +1,21 @@
-"""WebSocket handshake policy: which Origins may open a socket.
+"""WebSocket handshake checks, as ASGI middleware in front of the consumer.
 
-Channels' own validators refuse handshakes with no ``Origin`` at all, which
-the contract serves (bots, mobile apps, the benchmark).
+``WebSocketOriginValidator`` refuses an Origin the contract refuses (HTTP
+403); Channels' own validators also refuse handshakes with no ``Origin`` at
+all, which the contract serves (bots, mobile apps, the benchmark).
+``TokenAuthMiddleware`` resolves ``?token=`` into ``scope``; the consumer
+accepts and then closes with the refusal's code, as the contract asks.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+
+from gateway.database import db, handshake_identity
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -60,3 +66,27 @@ class WebSocketOriginValidator:
             denier = WebsocketDenier()
             return await denier(scope, receive, send)
         return await self.application(scope, receive, send)
+
+
+def _query_token(scope: dict) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tokens = query.get("token")
+    return tokens[0] if tokens else None
+
+
+class TokenAuthMiddleware(BaseMiddleware):
+    """Fill ``scope["user"]`` and ``scope["session"]`` from the access token in ``?token=``.
+
+    A handshake that cannot be authenticated gets ``scope["refusal"]``, the
+    exception that says why (``Refused`` with 4401 or 4403, or a database or
+    Redis outage, 1013), for the consumer to close with.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            scope = dict(scope, user=None, session=None, refusal=None)
+            try:
+                scope["user"], scope["session"] = await db(handshake_identity)(_query_token(scope))
+            except Exception as exc:
+                scope["refusal"] = exc
+        return await super().__call__(scope, receive, send)

@@ -1,6 +1,6 @@
 """The embedded channel layer: Channels' in-memory layer without its per-call costs.
 
-With the hub (``messaging.hub``) a process has one layer channel and one
+With the hub (``realtime.hub``) a process has one layer channel and one
 group per chat channel, user and login session. The stock layer sweeps every
 channel and group on each receive and send (a thousand groups swept per
 message), deep-copies each message per recipient, and drops group members

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from messaging.broadcast import set_server_loop
+from realtime.publish import set_server_loop
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from messaging import events
+from realtime import frames
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def _close_then_stop(
     close_all: Callable[[int], Awaitable[Any]], signum: int, frame: Any, previous: Any
 ) -> None:
     try:
-        await close_all(events.CLOSE_GOING_AWAY)
+        await close_all(frames.CLOSE_GOING_AWAY)
         await asyncio.sleep(FLUSH_SECONDS)
     except Exception:
         logger.exception("closing sockets before shutdown failed")

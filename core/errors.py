@@ -82,3 +82,22 @@ class RateLimited(ChatError):
 class ServiceUnavailable(ChatError):
     code = "unavailable"
     http_status = 503
+
+
+def as_chat_error(exc: BaseException) -> ChatError | None:
+    """What a failure below the services means to a client; None for a bug (a 500 or ``internal_error``).
+
+    The one mapping shared by the REST exception handler and the WebSocket
+    gateway: an unreachable database or Redis is ``unavailable`` (503), and a
+    row the database refuses is a request that could not be stored (400).
+    """
+    from django.db import DatabaseError, InterfaceError, OperationalError
+    from redis.exceptions import RedisError
+
+    if isinstance(exc, ChatError):
+        return exc
+    if isinstance(exc, (OperationalError, InterfaceError, RedisError)):
+        return ServiceUnavailable("The database is unavailable; try again shortly.")
+    if isinstance(exc, DatabaseError):
+        return InvalidInput("The request could not be stored.")
+    return None

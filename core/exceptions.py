@@ -8,14 +8,12 @@ import math
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, InterfaceError, OperationalError
-from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
 
-from chatsite.errors import ChatError, RateLimited
+from core.errors import ChatError, RateLimited, as_chat_error
 
 logger = logging.getLogger(__name__)
 
@@ -25,17 +23,7 @@ def retry_after_header(seconds: float) -> dict[str, str]:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, RateLimited):
-        return Response(exc.rest_body(), status=429, headers=retry_after_header(exc.retry_after))
-    if isinstance(exc, ChatError):
-        return Response(exc.rest_body(), status=exc.http_status)
-    if isinstance(exc, Ratelimited):
-        # django-ratelimit's refusal is a PermissionDenied; the contract says 429.
-        return Response(
-            {"detail": "Too many requests; try again later."},
-            status=429,
-            headers=retry_after_header(getattr(exc, "retry_after", 60)),
-        )
+    """DRF's ``EXCEPTION_HANDLER``: domain and infrastructure refusals through ``as_chat_error``."""
     if isinstance(exc, RequestDataTooBig):
         # Django's own answer would be an HTML page; clients read {"detail"}.
         return Response({"detail": "Request body is too large."}, status=400)
@@ -43,12 +31,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"detail": "The request could not be read."}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
-        return Response({"detail": "The database is unavailable; try again shortly."}, status=503)
-    if isinstance(exc, DatabaseError):
-        logger.exception("database error")
-        return Response({"detail": "The request could not be stored."}, status=400)
+    if (refusal := as_chat_error(exc)) is not None:
+        if refusal is not exc:
+            _log_infrastructure_failure(exc, refusal)
+        headers = retry_after_header(refusal.retry_after) if isinstance(refusal, RateLimited) else None
+        return Response(refusal.rest_body(), status=refusal.http_status, headers=headers)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.UnsupportedMediaType):
@@ -63,3 +50,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         # simplejwt adds "code" and "messages"; the contract's body is {"detail"} alone.
         response.data = {"detail": str(response.data["detail"])}
     return response
+
+
+def _log_infrastructure_failure(exc: Exception, refusal: ChatError) -> None:
+    if refusal.http_status >= 500:
+        logger.warning("service unavailable: %s", exc)
+    else:
+        logger.exception("database refused a write")

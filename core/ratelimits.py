@@ -18,8 +18,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from django_ratelimit import ALL
 from django_ratelimit.core import _split_rate, get_usage
 
-from chatsite.client_address import client_address_meta
-from chatsite.errors import RateLimited
+from core.client_address import client_address_meta
+from core.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
-"""Publishing realtime events: only from services, only after commit.
+"""Publishing envelopes (``realtime.envelopes``): only from services, only after commit.
 
-Every event travels as one *envelope* per group: the frame is JSON-encoded
-once here, and each process's hub (``messaging.hub``) hands the same text to
-all of its local sockets in that group. The envelope's ``kind`` tells the hub
-and the consumer what to do besides sending the frame.
+Every event travels as one envelope per group, its frames encoded once by the
+publisher, and each process's hub (``realtime.hub``) hands the same text to
+all of its local sockets in that group.
 """
 
 from __future__ import annotations
@@ -16,22 +15,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from realtime.envelopes import close_envelope
+
 logger = logging.getLogger(__name__)
-
-KIND_MESSAGE = "message"  # a chat message: ``stream``, ``seq``, ``frame``
-KIND_FRAME = "frame"  # any frame; ``exclude_user`` (hex) skips one user's sockets
-KIND_SUBSCRIBE = "subscribe"  # to a user: receive ``stream`` after ``last_seq``; ``frames`` to send
-KIND_UNSUBSCRIBE = "unsubscribe"  # to a user: stop receiving ``stream``; ``frames`` to send
-KIND_CHANNEL_DELETED = "channel_deleted"  # to a channel: drop ``stream``; send ``frame``
-KIND_CLOSE = "close"  # to a user or session: close with ``code``
-KIND_RESYNC = "resync"  # queued locally: make ``stream``'s subscription match the database
-
-HUB_EVENT_TYPE = "hub.event"
-
-
-def envelope(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
-
 
 _server_loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,7 +72,8 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
 
 
 def close_group_on_commit(group: str, code: int) -> None:
-    broadcast_on_commit(group, envelope(KIND_CLOSE, code=code))
+    """Close every socket of ``group`` (a user's or a session's) once the transaction commits."""
+    broadcast_on_commit(group, close_envelope(code))
 
 
 async def apublish(group: str, event: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
-"""Every WebSocket frame's shape, in one place, and the one JSON encoder.
+"""Every WebSocket frame's shape and close code, in one place, and the one JSON encoder.
 
-Builders return plain dicts; ``encode`` turns one into text once, however many
-sockets it then goes to.
+Builders take plain values (payloads the apps built, names, ids as strings)
+and return plain dicts; ``encode`` turns one into text once, however many
+sockets it then goes to. A message's and a user's payload are shaped by the
+apps that own them (``messaging.payloads``, ``accounts.presence``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from chatsite.timestamps import format_timestamp
 
 # Close codes, as the contract names them.
 CLOSE_GOING_AWAY = 1001  # the server is shutting down
@@ -23,75 +23,6 @@ CLOSE_TOO_MANY = 4429  # past the per-user connection limit
 
 def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
-
-
-# --- payloads shared with REST ---------------------------------------------
-
-
-# The columns ``message_row_payload`` reads, for ``values_list(*MESSAGE_COLUMNS)``:
-# reading rows instead of model instances is several times cheaper.
-MESSAGE_COLUMNS = (
-    "id",
-    "seq",
-    "channel__name",
-    "user__username",
-    "user_id",
-    "content",
-    "created_at",
-    "client_id",
-)
-
-
-def message_row_payload(row: tuple) -> dict[str, Any]:
-    """A Message as the contract shows it, from a ``MESSAGE_COLUMNS`` row."""
-    message_id, seq, channel, username, user_id, content, created_at, client_id = row
-    return {
-        "id": str(message_id),
-        "seq": seq,
-        "channel": channel,
-        "username": username,
-        "user_id": str(user_id),
-        "content": content,
-        "created_at": format_timestamp(created_at),
-        "client_id": client_id,
-    }
-
-
-def message_payload(message: Any) -> dict[str, Any]:
-    """A Message model as the contract shows it; needs ``channel`` and ``user`` loaded."""
-    channel = message.channel.name if message.channel_id else None
-    return message_row_payload(
-        (
-            message.id,
-            message.seq,
-            channel,
-            message.user.username,
-            message.user_id,
-            message.content,
-            message.created_at,
-            message.client_id,
-        )
-    )
-
-
-def user_payload(user: Any, *, connected: bool, own: bool = False) -> dict[str, Any]:
-    """A user as others see them, or (``own``) as they see themselves.
-
-    ``connected``: the user has at least one open WebSocket. An invisible
-    (``offline``) user is never shown online; they still see their choice.
-    """
-    is_online = connected and user.status != "offline"
-    payload = {
-        "id": str(user.id),
-        "username": user.username,
-        "status": user.status if (own or is_online) else "offline",
-        "is_online": is_online,
-        "last_seen": format_timestamp(user.last_seen),
-        "date_joined": format_timestamp(user.date_joined),
-    }
-    if own:
-        payload["email"] = user.email
-    return payload
 
 
 # --- server to client -------------------------------------------------------

@@ -1,0 +1,204 @@
+"""The chat WebSocket: protocol work only.
+
+The handshake's token was resolved by ``gateway.auth.TokenAuthMiddleware``
+into ``scope``; ``connect`` counts the connection, subscribes and sends the
+initial state. Client frames go through a table from ``type`` to a short
+handler; each handler is one service or database step, and every exception
+becomes an ``error`` frame through ``gateway.errors``. Delivery of hub
+envelopes is ``gateway.delivery``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chatrooms import services as channel_services
+from core.errors import ChatError, InvalidInput, NotAMember
+from gateway import database, errors, housekeeping, protocol
+from gateway.database import db
+from gateway.delivery import DeliveringSocket
+from messaging.writer import get_writer
+from realtime import frames
+from realtime.envelopes import frame_envelope
+from realtime.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
+from realtime.publish import apublish
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
+
+
+class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
+    # No per-socket layer channel: the hub is this process's one layer member.
+    channel_layer_alias = "chat.none"
+
+    user = None
+    session = None
+    hub = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Dispatch without Channels' per-event hop to the sync thread.
+
+        Channels closes stale database connections before every handler; every
+        database step here goes through ``database_sync_to_async``, which
+        already does that, so the hop would only cost time.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Accept, then refuse with a close code or open: count, subscribe, send ``ready`` and history."""
+        self.connection_id = uuid4().hex
+        self.start_delivery()
+        await self.accept()
+        try:
+            streams = await self._open()
+        except Exception as exc:
+            await self.close_socket(errors.handshake_close_code(exc))
+            return
+        self.hub = await housekeeping.process_started()
+        for group in (LOBBY_GROUP, user_group(self.user.id), session_group(self.session.id)):
+            await self.join_group(group)
+        for stream, name in streams.items():
+            await self.subscribe_stream(stream, name)
+        state = await db(database.initial_state)(user=self.user, streams=dict(self.streams))
+        self.last_seqs.update(state.last_seqs)
+        await self.send_frame(state.ready)
+        await self.send_frame(state.history)
+        self.live = True
+        self.start_pump()
+
+    async def _open(self) -> dict[str, str | None]:
+        """Check the identity the middleware found, then count the connection; Refused or an outage raise."""
+        refusal = self.scope.get("refusal")
+        if refusal is not None:
+            raise refusal
+        user = self.scope["user"]
+        if user.username.lower() != self.scope["url_route"]["kwargs"]["username"].lower():
+            raise database.Refused(frames.CLOSE_FORBIDDEN)
+        streams = await db(database.connection_open)(
+            user=user, connection_id=self.connection_id, limit=settings.CHAT_MAX_CONNECTIONS_PER_USER
+        )
+        self.user, self.session, self.user_hex = user, self.scope["session"], user.id.hex
+        return streams
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.user is None:
+            return
+        if self.hub is not None:
+            await self.hub.leave_all(self.hub_groups, self)
+        try:
+            await db(database.connection_close)(user_id=self.user.id, connection_id=self.connection_id)
+        except Exception as exc:
+            logger.warning("could not record disconnect of %s: %s", self.user.id, exc)
+
+    # --- client frames ----------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user is None or self.closing:
+            return
+        if not text_data:
+            await self.send_frame(
+                frames.error_frame(code="invalid_message", detail="Send non-empty text frames.")
+            )
+            return
+        if protocol.too_big(text_data):
+            await self.close_socket(frames.CLOSE_TOO_BIG)
+            return
+        frame = protocol.parse_frame(text_data)
+        try:
+            if frame is None:  # plain text: a lobby message
+                await self._send_message(channel=None, content=text_data, client_id=None)
+                return
+            kind = protocol.frame_type(frame)
+            handler = self.handlers.get(kind)
+            if handler is None:
+                raise InvalidInput(f"Unknown frame type {kind[:64]!r}.", code="unknown_type")
+            await handler(self, frame)
+        except Exception as exc:
+            await self.send_frame(errors.error_frame(exc, frame=frame))
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        await self._send_message(
+            channel=protocol.channel_field(frame, required=False),
+            content=protocol.content_field(frame),
+            client_id=frame.get("client_id"),
+        )
+
+    async def _send_message(self, *, channel: str | None, content: Any, client_id: Any) -> None:
+        # Through the process's writer: messages waiting together share one commit.
+        result = await get_writer().send(
+            user=self.user, channel_name=channel, content=content, client_id=client_id
+        )
+        message = result.message
+        await self.send_frame(
+            frames.ack_frame(client_id=message.client_id, message_id=str(message.id), seq=message.seq)
+        )
+
+    async def on_join(self, frame: dict[str, Any]) -> None:
+        name = protocol.channel_field(frame, required=True)
+        await db(channel_services.channel_join)(user=self.user, name=name)
+
+    async def on_leave(self, frame: dict[str, Any]) -> None:
+        name = protocol.channel_field(frame, required=True)
+        await db(channel_services.channel_leave)(user=self.user, name=name)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        name = protocol.channel_field(frame, required=False)
+        stream = LOBBY_STREAM if name is None else self.stream_named(name)
+        if stream is None:
+            await db(database.channel_problem)(user=self.user, name=name)
+            raise NotAMember("You are not a member of this channel.")
+        typing = frames.encode(frames.typing_frame(channel=self.streams[stream], username=self.user.username))
+        await apublish(stream_group(stream), frame_envelope(typing, exclude_user_id=self.user.id))
+
+    async def on_history(self, frame: dict[str, Any]) -> None:
+        reply = await db(database.history)(
+            user=self.user,
+            name=protocol.channel_field(frame, required=False),
+            before=frame.get("before"),
+            limit=protocol.limit_field(frame),
+        )
+        await self.send_frame(reply)
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        """Each stream's missed messages; a stream refused (404, not a member) gets its own error frame."""
+        for name, seq in protocol.after_field(frame).items():
+            try:
+                replies = await db(database.sync)(user=self.user, name=name, after=seq)
+            except ChatError as exc:
+                await self.send_frame(errors.error_frame(exc, prefix=f"{name}: "))
+                continue
+            for reply in replies:
+                await self.send_frame(reply)
+        await self.send_frame(frames.SYNCED_FRAME)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_frame(frames.PONG_FRAME)
+
+    handlers: dict[str, Handler] = {
+        "message": on_message,
+        "join": on_join,
+        "leave": on_leave,
+        "typing": on_typing,
+        "history": on_history,
+        "sync": on_sync,
+        "ping": on_ping,
+    }
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_text(frames.encode(frame))

@@ -1,0 +1,163 @@
+"""Every database step the gateway takes: sync functions, each called once through ``db()``.
+
+The consumer is async; the apps' selectors and services are sync and own their
+transactions. This module is the one place where the two meet: each function
+below is one trip to the database thread (``database_sync_to_async``), never
+a row-by-row loop across the line, and it returns plain values or frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+
+from accounts import presence
+from accounts.models import LoginSession, User
+from accounts.selectors import sessions_revoked
+from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
+from chatrooms import selectors as channel_selectors
+from messaging import selectors as message_selectors
+from messaging.positions import last_positions
+from messaging.selectors import StreamPage
+from realtime import frames
+from realtime.groups import LOBBY_STREAM, channel_stream
+from realtime.presence_store import presence_renew
+
+
+def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run one sync database step in the shared sync thread."""
+    return database_sync_to_async(function)
+
+
+class Refused(Exception):
+    """The handshake is refused with a close ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class InitialState:
+    ready: dict[str, Any]
+    history: dict[str, Any]
+    last_seqs: dict[str, int]
+
+
+# --- opening and closing ----------------------------------------------------
+
+
+def handshake_identity(token: str | None) -> tuple[User, LoginSession]:
+    """The user and open session of an access token, or Refused (4401, 4403 inactive)."""
+    if not token:
+        raise Refused(frames.CLOSE_UNAUTHORIZED)
+    try:
+        return authenticate_access_token(token)
+    except InvalidToken as exc:
+        raise Refused(frames.CLOSE_UNAUTHORIZED) from exc
+    except InactiveUser as exc:
+        raise Refused(frames.CLOSE_FORBIDDEN) from exc
+
+
+def connection_open(*, user: User, connection_id: str, limit: int) -> dict[str, str | None]:
+    """Count the connection (Refused 4429 past ``limit``); return its streams -> channel names."""
+    if not presence.connection_opened(user=user, connection_id=connection_id, limit=limit):
+        raise Refused(frames.CLOSE_TOO_MANY)
+    streams: dict[str, str | None] = {LOBBY_STREAM: None}
+    for channel_id, name in channel_selectors.channel_streams_for_user(user=user).items():
+        streams[channel_stream(channel_id)] = name
+    return streams
+
+
+def initial_state(*, user: User, streams: dict[str, str | None]) -> InitialState:
+    """``ready`` and the connect ``history``; call only once subscribed to ``streams``."""
+    # Positions first, history second: a message committed between the two
+    # reads is then delivered live (its seq is above), never lost between them.
+    last_seqs = last_positions(list(streams))
+    recent = message_selectors.connect_history(last_seqs=last_seqs)
+    names = sorted((name for name in streams.values() if name is not None), key=str.lower)
+    ready = frames.ready_frame(
+        user=presence.user_payload(user, connected=True, own=True),
+        channels=names,
+        online=presence.online_usernames(),
+    )
+    history = frames.history_frame(
+        reason="connect", messages=recent.messages, has_more=recent.has_more, with_channel=False
+    )
+    return InitialState(ready=ready, history=history, last_seqs=last_seqs)
+
+
+def connection_close(*, user_id: UUID, connection_id: str) -> None:
+    presence.connection_closed(user_id=user_id, connection_id=connection_id)
+
+
+# --- frames -------------------------------------------------------------------
+
+
+def _history_frame(page: StreamPage, *, reason: str) -> dict[str, Any]:
+    return frames.history_frame(
+        reason=reason, channel=page.channel, messages=page.messages, has_more=page.has_more, with_channel=True
+    )
+
+
+def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[str, Any]:
+    page = message_selectors.history_page(user=user, name=name, before=before, limit=limit)
+    return _history_frame(page, reason="request")
+
+
+def sync(*, user: User, name: str, after: int) -> list[dict[str, Any]]:
+    """``history`` frames of every message of one stream ('' the lobby) after ``after``."""
+    pages = message_selectors.sync_pages(user=user, name=name or None, after=after)
+    return [_history_frame(page, reason="sync") for page in pages]
+
+
+def channel_problem(*, user: User, name: str) -> None:
+    """Raise the refusal a frame naming channel ``name`` deserves (404, or not a member)."""
+    channel_selectors.access_channel(user=user, name=name)
+
+
+# --- delivery -----------------------------------------------------------------
+
+
+def gap_fill(*, stream: str, after: int, before: int) -> list[str]:
+    """Encoded ``message`` frames with ``after < seq < before``."""
+    payloads = message_selectors.gap_fill(stream=stream, after=after, before=before)
+    return [frames.encode(frames.message_frame(payload)) for payload in payloads]
+
+
+def stream_positions(*, streams: list[str]) -> dict[str, int]:
+    return last_positions(streams)
+
+
+def stream_membership(*, user: User, stream: str) -> str | None:
+    """The channel's name when ``user`` is a member of ``stream``'s channel, else None."""
+    return channel_selectors.membership_channel_name(user=user, channel_id=UUID(stream))
+
+
+# --- housekeeping -------------------------------------------------------------
+
+
+def presence_heartbeat(live: Mapping[tuple[UUID, str], Any], *, still_open: Callable[[Any], bool]) -> None:
+    """Renew this process's connections (re-opening those a Redis restart lost), then sweep dead ones."""
+    presence_renew(live, still_open=still_open)
+    presence.connections_swept()
+
+
+def revoked_sessions(*, session_ids: list[UUID]) -> dict[UUID, int]:
+    """The close code each revoked session's sockets deserve: 4403 inactive user, 4401 ended."""
+    return {
+        session_id: frames.CLOSE_UNAUTHORIZED if active else frames.CLOSE_FORBIDDEN
+        for session_id, active in sessions_revoked(session_ids=session_ids).items()
+    }
+
+
+def memberships_by_user(*, user_ids: list[UUID]) -> dict[UUID, dict[str, str]]:
+    """``{user id: {stream: channel name}}`` of these users' channels."""
+    return {
+        user_id: {channel_stream(channel_id): name for channel_id, name in channels.items()}
+        for user_id, channels in channel_selectors.memberships_by_user(user_ids=user_ids).items()
+    }

@@ -1,0 +1,248 @@
+"""Per-socket delivery: one inbox, positions per stream, gap fill, subscriptions.
+
+Each socket receives envelopes from its process's hub (``realtime.hub``) and
+keeps the last position it delivered per stream. One rule decides what a
+message envelope means (``_message_step``): already delivered or not
+subscribed (skip), the next position (send), or past a gap (fill the gap from
+the database first). The fast path applies it inline when nothing is queued
+and the envelope needs no database; anything else goes through the inbox,
+which a pump task drains in order, so frames never overtake each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway import database
+from gateway.database import db
+from messaging.selectors import GAP_FILL_MAX
+from realtime import frames
+from realtime.eager import start_eagerly
+from realtime.envelopes import (
+    KIND_CHANNEL_DELETED,
+    KIND_CLOSE,
+    KIND_FRAME,
+    KIND_MESSAGE,
+    KIND_RESYNC,
+    KIND_SUBSCRIBE,
+    KIND_UNSUBSCRIBE,
+)
+from realtime.groups import LOBBY_STREAM, stream_group
+from realtime.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013)
+SKIP, SEND, FILL = "skip", "send", "fill"
+
+
+class DeliveringSocket:
+    """Mixin for the consumer: take hub envelopes and deliver them in order."""
+
+    user: Any
+    user_hex: str
+    hub: Hub | None
+    base_send: Callable[[dict[str, Any]], Awaitable[None]]
+
+    def start_delivery(self) -> None:
+        """Reset the socket's delivery state (called first thing in ``connect``)."""
+        self.inbox: deque[dict[str, Any]] = deque()
+        self.pump: asyncio.Task | None = None
+        self.live = False
+        self.closing = False
+        self.hub_groups: set[str] = set()
+        self.streams: dict[str, str | None] = {}  # stream -> channel name (None: the lobby)
+        self.last_seqs: dict[str, int] = {}
+
+    async def close_socket(self, code: int) -> None:
+        """Close once, dropping whatever is still queued."""
+        if not self.closing:
+            self.closing = True
+            self.inbox.clear()
+            await self.close(code=code)
+
+    async def send_text(self, text: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    # --- the one delivery rule ----------------------------------------------------
+
+    def _message_step(self, event: dict[str, Any]) -> str:
+        last = self.last_seqs.get(event["stream"])
+        if last is None or event["seq"] <= last:
+            return SKIP  # not subscribed, or already delivered
+        return SEND if event["seq"] == last + 1 else FILL
+
+    def _frame_wanted(self, event: dict[str, Any]) -> bool:
+        return event.get("exclude_user") != self.user_hex
+
+    # --- the hub's entry point ------------------------------------------------------
+
+    def hub_event(self, event: dict[str, Any]) -> None:
+        """Take one envelope: apply it at once when nothing is queued and it needs no database."""
+        if self.closing:
+            return
+        if self.live and self.pump is None and not self.inbox and self._apply_inline(event):
+            return
+        self.inbox.append(event)
+        if len(self.inbox) > MAX_BACKLOG:
+            logger.info("closing a socket that fell %d events behind", len(self.inbox))
+            asyncio.ensure_future(self.close_socket(frames.CLOSE_TRY_AGAIN))
+            return
+        self.start_pump()
+
+    def _apply_inline(self, event: dict[str, Any]) -> bool:
+        """Apply a plain frame or an in-order message now; False when the pump must."""
+        kind = event["kind"]
+        if kind == KIND_FRAME:
+            if self._frame_wanted(event):
+                self._send_now(event["frame"])
+            return True
+        if kind != KIND_MESSAGE:
+            return False
+        step = self._message_step(event)
+        if step == FILL:
+            return False
+        if step == SEND:
+            self.last_seqs[event["stream"]] = event["seq"]
+            self._send_now(event["frame"])
+        return True
+
+    def _send_now(self, text: str) -> None:
+        """Start the send inline; if it must wait, the pump finishes it before anything else."""
+        try:
+            waiting = start_eagerly(self.send_text(text))
+        except Exception:
+            logger.info("send to a closing socket failed", exc_info=True)
+            self.closing = True
+            return
+        if waiting is not None:
+            self.pump = asyncio.ensure_future(self._drain(waiting))
+
+    def start_pump(self) -> None:
+        if self.live and self.pump is None and self.inbox:
+            self.pump = asyncio.ensure_future(self._drain())
+
+    async def _drain(self, waiting: asyncio.Future | None = None) -> None:
+        try:
+            if waiting is not None:
+                await waiting
+            while self.inbox and not self.closing:
+                event = self.inbox.popleft()
+                await self.appliers[event["kind"]](self, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("applying a hub event failed; closing the socket")
+            await self.close_socket(frames.CLOSE_TRY_AGAIN)
+        finally:
+            self.pump = None
+
+    # --- the pump's appliers, one per envelope kind ---------------------------------------
+
+    async def apply_message(self, event: dict[str, Any]) -> None:
+        step = self._message_step(event)
+        if step == SKIP:
+            return
+        stream, seq = event["stream"], event["seq"]
+        if step == FILL:
+            last = self.last_seqs[stream]
+            if seq - last > GAP_FILL_MAX:
+                await self.close_socket(frames.CLOSE_TRY_AGAIN)
+                return
+            for text in await db(database.gap_fill)(stream=stream, after=last, before=seq):
+                await self.send_text(text)
+        self.last_seqs[stream] = seq
+        await self.send_text(event["frame"])
+
+    async def apply_frame(self, event: dict[str, Any]) -> None:
+        if self._frame_wanted(event):
+            await self.send_text(event["frame"])
+
+    async def apply_subscribe(self, event: dict[str, Any]) -> None:
+        stream = event["stream"]
+        if stream in self.streams:
+            return  # already subscribed (a membership re-sync got here first)
+        await self.subscribe_stream(stream, event["channel"])
+        last = event.get("last_seq")
+        if last is None:
+            last = (await db(database.stream_positions)(streams=[stream]))[stream]
+        self.last_seqs[stream] = last
+        for text in event["frames"]:
+            await self.send_text(text)
+
+    async def apply_unsubscribe(self, event: dict[str, Any]) -> None:
+        if event["stream"] not in self.streams:
+            return  # already unsubscribed (a membership re-sync got here first)
+        for text in event["frames"]:
+            await self.send_text(text)
+        await self.unsubscribe_stream(event["stream"])
+
+    async def apply_resync(self, event: dict[str, Any]) -> None:
+        """Make one stream's subscription match the database, had an envelope been lost.
+
+        Membership is read again here, in the socket's own order of events, so
+        a re-sync never undoes a change that happened after it was planned.
+        """
+        stream = event["stream"]
+        member = await db(database.stream_membership)(user=self.user, stream=stream)
+        if member is not None and stream not in self.streams:
+            await self.subscribe_stream(stream, member)
+            self.last_seqs[stream] = (await db(database.stream_positions)(streams=[stream]))[stream]
+            await self.send_text(frames.encode(frames.subscription_frame("subscribed", channel=member)))
+        elif member is None and stream in self.streams:
+            name = self.streams[stream]
+            await self.unsubscribe_stream(stream)
+            await self.send_text(frames.encode(frames.subscription_frame("unsubscribed", channel=name)))
+
+    async def apply_channel_deleted(self, event: dict[str, Any]) -> None:
+        if event["stream"] in self.streams:
+            await self.send_text(event["frame"])
+            await self.unsubscribe_stream(event["stream"])
+
+    async def apply_close(self, event: dict[str, Any]) -> None:
+        await self.close_socket(event["code"])
+
+    async def server_close(self, code: int) -> None:
+        """Close now, ahead of any queued events (the process is stopping, or a session was revoked)."""
+        await self.close_socket(code)
+
+    appliers: dict[str, Callable[[DeliveringSocket, dict[str, Any]], Awaitable[None]]] = {
+        KIND_MESSAGE: apply_message,
+        KIND_FRAME: apply_frame,
+        KIND_SUBSCRIBE: apply_subscribe,
+        KIND_UNSUBSCRIBE: apply_unsubscribe,
+        KIND_CHANNEL_DELETED: apply_channel_deleted,
+        KIND_CLOSE: apply_close,
+        KIND_RESYNC: apply_resync,
+    }
+
+    # --- subscriptions ----------------------------------------------------------------
+
+    async def join_group(self, group: str) -> None:
+        self.hub_groups.add(group)
+        await self.hub.join(group, self)
+
+    async def subscribe_stream(self, stream: str, name: str | None) -> None:
+        self.streams[stream] = name
+        await self.join_group(stream_group(stream))
+
+    async def unsubscribe_stream(self, stream: str) -> None:
+        if stream == LOBBY_STREAM or stream not in self.streams:
+            return
+        del self.streams[stream]
+        self.last_seqs.pop(stream, None)
+        group = stream_group(stream)
+        self.hub_groups.discard(group)
+        await self.hub.leave(group, self)
+
+    def stream_named(self, name: str) -> str | None:
+        """The subscribed stream of the channel called ``name`` (ignoring case), or None."""
+        wanted = name.lower()
+        for stream, stream_name in self.streams.items():
+            if stream_name is not None and stream_name.lower() == wanted:
+                return stream
+        return None

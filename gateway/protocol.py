@@ -1,0 +1,71 @@
+"""Reading client frames: the shape checks every handler shares, each refusal an ``InvalidInput``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.errors import InvalidInput
+from messaging.selectors import PAGE_DEFAULT
+
+MAX_FRAME_BYTES = 65_536
+
+
+def too_big(text: str) -> bool:
+    """Over the contract's 65,536 bytes (encoding only text that could be)."""
+    return len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES
+
+
+def parse_frame(text: str) -> dict[str, Any] | None:
+    """A JSON object, or None for text that is a plain lobby message."""
+    try:
+        value = orjson.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def frame_type(frame: dict[str, Any]) -> str:
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        raise InvalidInput("Frames need a string 'type'.")
+    return kind
+
+
+def channel_field(frame: dict[str, Any], *, required: bool) -> str | None:
+    """The frame's ``channel``: a name, or (when not required) None for the lobby."""
+    if required and "channel" not in frame:
+        raise InvalidInput("channel is required.")
+    name = frame.get("channel")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("channel must be a channel name or null.")
+    if required and name is None:
+        raise InvalidInput("channel must be a channel name.")
+    return name
+
+
+def content_field(frame: dict[str, Any]) -> Any:
+    """The frame's ``content``, unchecked: the message service measures it."""
+    if "content" not in frame:
+        raise InvalidInput("content is required.")
+    return frame["content"]
+
+
+def limit_field(frame: dict[str, Any]) -> int:
+    limit = frame.get("limit")
+    if limit is None:
+        return PAGE_DEFAULT
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("limit must be a positive integer.")
+    return limit
+
+
+def after_field(frame: dict[str, Any]) -> dict[str, int]:
+    """``sync``'s ``after``: channel names ('' for the lobby) to positions."""
+    after = frame.get("after")
+    if not isinstance(after, dict) or not all(
+        isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 for seq in after.values()
+    ):
+        raise InvalidInput("after must map channel names ('' for the lobby) to seqs.")
+    return after
