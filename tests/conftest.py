@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,7 @@ from accounts import services
 from accounts.models import User
 from messaging.ratelimit import reset_message_rate_limiter
 from messaging.selectors import reset_recent_cache
+from realtime.presence_store import get_presence_store
 
 DEFAULT_PASSWORD = "correct-Horse-battery-9"
 _counter = itertools.count(1)
@@ -79,3 +81,39 @@ def auth_client(db) -> Callable[[User], APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def connections():
+    """Mark users as connected in the presence store; forget them afterwards."""
+    opened: list[tuple] = []
+
+    def connect(user) -> None:
+        connection_id = f"conn-{uuid.uuid4().hex}"
+        assert get_presence_store().open(user.id, connection_id, limit=10) is not None
+        opened.append((user.id, connection_id))
+
+    yield connect
+    for user_id, connection_id in opened:
+        get_presence_store().close(user_id, connection_id)
+
+
+@pytest.fixture
+def published(monkeypatch, django_capture_on_commit_callbacks):
+    """``(group, envelope)`` pairs published by on-commit callbacks run in the block.
+
+    Use as ``with published.capture(): service(...)`` then read ``published.calls``.
+    """
+
+    class Published:
+        calls: list[tuple[str, dict]] = []
+
+        def capture(self):
+            return django_capture_on_commit_callbacks(execute=True)
+
+    recorder = Published()
+    recorder.calls = []
+    monkeypatch.setattr(
+        "realtime.publish.publish", lambda group, event: recorder.calls.append((group, event))
+    )
+    return recorder

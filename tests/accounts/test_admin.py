@@ -1,10 +1,12 @@
-"""The Django admin for moderating users: list, search, filter, deactivate."""
+"""The Django admin for moderating users: list, search, filter, deactivate, status, password."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from accounts.models import LoginSession, User
+from realtime.groups import LOBBY_GROUP, session_group
 from tests.accounts.helpers import bearer
 from tests.conftest import login_tokens
 
@@ -145,3 +147,51 @@ def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_u
     ada.refresh_from_db()
     assert ada.is_active
     assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 200
+
+
+def test_a_status_edit_in_the_admin_announces_presence(staff_client, make_user, connections, published):
+    ada = make_user("ada")
+    connections(ada)  # connected, so others see the change
+    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    data = {**form_data(page), "status": "away"}
+    with published.capture():
+        response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    ada.refresh_from_db()
+    assert ada.status == "away"
+    presence = [orjson.loads(event["frame"]) for group, event in published.calls if group == LOBBY_GROUP]
+    assert presence == [
+        {"type": "presence", "username": "ada", "status": "away", "is_online": True, "last_seen": None}
+    ]
+
+
+def test_saving_the_admin_form_without_a_status_change_announces_nothing(
+    staff_client, make_user, connections, published
+):
+    ada = make_user("ada")
+    connections(ada)
+    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    with published.capture():
+        response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
+    assert response.status_code == 302
+    assert published.calls == []
+
+
+def test_setting_a_password_in_the_admin_ends_every_session(staff_client, api, make_user, published):
+    ada = make_user("ada")
+    first, second = login_tokens(ada), login_tokens(ada)
+    password = "A-new-Password-for-ada-42"
+    with published.capture():
+        response = staff_client.post(
+            f"{CHANGELIST}{ada.pk}/password/",
+            {"password1": password, "password2": password, "usable_password": "true"},
+        )
+    assert response.status_code == 302, response.context["form"].errors
+    ada.refresh_from_db()
+    assert ada.check_password(password)
+    for tokens in (first, second):
+        session = LoginSession.objects.get(pk=tokens["session"].pk)
+        assert session.end_reason == LoginSession.EndReason.PASSWORD_CHANGED
+        assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 401
+    closes = {group for group, event in published.calls if event["kind"] == "close" and event["code"] == 4401}
+    assert closes == {session_group(first["session"].id), session_group(second["session"].id)}

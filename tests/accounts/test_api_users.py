@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import LoginSession, User
-from realtime.presence_store import get_presence_store
 from tests.accounts.helpers import (
     OWN_USER_KEYS,
     PUBLIC_USER_KEYS,
@@ -24,21 +23,6 @@ pytestmark = pytest.mark.django_db
 
 ME = "/api/users/me"
 NEW_PASSWORD = "another-Secret-phrase-7"
-
-
-@pytest.fixture
-def connections():
-    """Mark users as connected in the presence store; forget them afterwards."""
-    opened: list[tuple] = []
-
-    def connect(user) -> None:
-        connection_id = f"conn-{uuid.uuid4().hex}"
-        assert get_presence_store().open(user.id, connection_id, limit=10) is not None
-        opened.append((user.id, connection_id))
-
-    yield connect
-    for user_id, connection_id in opened:
-        get_presence_store().close(user_id, connection_id)
 
 
 # --- /api/users/me -----------------------------------------------------------

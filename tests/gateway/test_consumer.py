@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from accounts import presence as account_presence
 from accounts import services as account_services
 from tests.conftest import login_tokens
-from tests.ws.conftest import Client, open_socket
+from tests.gateway.conftest import Client, open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
