@@ -13,6 +13,7 @@ from accounts import services
 from accounts.models import User
 from messaging.ratelimit import reset_message_rate_limiter
 from messaging.selectors import reset_recent_cache
+from realtime.envelopes import HUB_EVENT_TYPE
 from realtime.presence_store import get_presence_store
 
 DEFAULT_PASSWORD = "correct-Horse-battery-9"
@@ -117,3 +118,8 @@ def published(monkeypatch, django_capture_on_commit_callbacks):
         "realtime.publish.publish", lambda group, event: recorder.calls.append((group, event))
     )
     return recorder
+
+
+def envelope(kind: str, **fields) -> dict:
+    """The wire shape of an envelope, written out here rather than built by the code under test."""
+    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}

@@ -13,19 +13,13 @@ from messaging.models import Message, StreamSequence
 from messaging.services import message_send
 from realtime import frames
 from realtime.envelopes import (
-    HUB_EVENT_TYPE,
     KIND_CHANNEL_DELETED,
     KIND_FRAME,
     KIND_SUBSCRIBE,
     KIND_UNSUBSCRIBE,
 )
 from realtime.groups import channel_group, user_group
-
-
-def envelope(kind: str, **fields) -> dict:
-    """The wire shape of an envelope, written out here rather than built by the code under test."""
-    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
-
+from tests.conftest import envelope
 
 pytestmark = pytest.mark.django_db
 

@@ -21,14 +21,9 @@ from messaging.models import Message, StreamSequence
 from messaging.payloads import message_payload
 from messaging.ratelimit import reset_message_rate_limiter
 from realtime import frames
-from realtime.envelopes import HUB_EVENT_TYPE, KIND_MESSAGE
+from realtime.envelopes import KIND_MESSAGE
 from realtime.groups import LOBBY_GROUP, channel_group
-
-
-def envelope(kind: str, **fields) -> dict:
-    """The wire shape of an envelope, written out here rather than built by the code under test."""
-    return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
-
+from tests.conftest import envelope
 
 pytestmark = pytest.mark.django_db
 
