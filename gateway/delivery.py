@@ -114,7 +114,8 @@ class DeliveringSocket:
     def _send_now(self, text: str) -> None:
         """Start the send inline; if it must wait, the pump finishes it before anything else."""
         try:
-            waiting = start_eagerly(self.send_text(text))
+            # base_send directly: one coroutine per delivery, not a wrapper around it.
+            waiting = start_eagerly(self.base_send({"type": "websocket.send", "text": text}))
         except Exception:
             logger.info("send to a closing socket failed", exc_info=True)
             self.closing = True

@@ -1,9 +1,9 @@
 """Close every socket with 1001 when the server process is told to stop.
 
 Neither server does this itself (measured here: uvicorn closes with 1012,
-daphne drops the TCP connection), so the first socket of a process wraps the
-server's SIGTERM/SIGINT handlers: close our sockets with 1001 ("going away"),
-let the close frames flush, then hand the signal to the server as before.
+daphne drops the TCP connection), so the process's start-up wraps the
+server's SIGTERM/SIGINT handlers once: close our sockets with 1001 ("going
+away"), let the close frames flush, then hand the signal to the server as before.
 """
 
 from __future__ import annotations
