@@ -45,6 +45,28 @@ class OwnerCannotLeave(InvalidInput):
     code = "owner_cannot_leave"
 
 
+class MessageDeleted(InvalidInput):
+    code = "message_deleted"
+
+
+class TooManyReactions(InvalidInput):
+    code = "too_many_reactions"
+
+
+class InvalidEmoji(InvalidInput):
+    code = "invalid_emoji"
+
+
+class NotAllowed(ChatError):
+    code = "not_allowed"
+    http_status = 403
+
+
+class MessageNotFound(ChatError):
+    code = "message_not_found"
+    http_status = 404
+
+
 class NotAMember(ChatError):
     code = "not_a_member"
     http_status = 403

@@ -24,6 +24,8 @@ from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
 from gateway.database import db
 from gateway.delivery import DeliveringSocket
+from messaging import changes
+from messaging.selectors import PAGE_MAX
 from messaging.writer import get_writer
 from realtime import frames
 from realtime.envelopes import frame_envelope
@@ -137,17 +139,44 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             channel=protocol.channel_field(frame, required=False),
             content=protocol.content_field(frame),
             client_id=frame.get("client_id"),
+            reply_to=frame.get("reply_to"),
         )
 
-    async def _send_message(self, *, channel: str | None, content: Any, client_id: Any) -> None:
+    async def _send_message(
+        self, *, channel: str | None, content: Any, client_id: Any, reply_to: Any = None
+    ) -> None:
         # Through the process's writer: messages waiting together share one commit.
         result = await get_writer().send(
-            user=self.user, channel_name=channel, content=content, client_id=client_id
+            user=self.user, channel_name=channel, content=content, client_id=client_id, reply_to=reply_to
         )
-        message = result.message
+        await self._ack(result.message, client_id=result.message.client_id)
+
+    async def _ack(self, message: Any, *, client_id: Any) -> None:
         await self.send_frame(
-            frames.ack_frame(client_id=message.client_id, message_id=str(message.id), seq=message.seq)
+            frames.ack_frame(
+                client_id=client_id, message_id=str(message.id), seq=message.seq, rev=message.rev
+            )
         )
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        content = protocol.content_field(frame)
+        result = await db(changes.message_edit)(user=self.user, message_id=frame.get("id"), content=content)
+        await self._ack(result.message, client_id=frame.get("client_id"))
+
+    async def on_delete(self, frame: dict[str, Any]) -> None:
+        result = await db(changes.message_delete)(user=self.user, message_id=frame.get("id"))
+        await self._ack(result.message, client_id=frame.get("client_id"))
+
+    async def on_react(self, frame: dict[str, Any]) -> None:
+        result = await db(changes.reaction_add)(
+            user=self.user, message_id=frame.get("id"), emoji=frame.get("emoji")
+        )
+        await self._ack(result.message, client_id=frame.get("client_id"))
+
+    async def on_unreact(self, frame: dict[str, Any]) -> None:
+        remove = changes.reaction_remove
+        result = await db(remove)(user=self.user, message_id=frame.get("id"), emoji=frame.get("emoji"))
+        await self._ack(result.message, client_id=frame.get("client_id"))
 
     async def on_join(self, frame: dict[str, Any]) -> None:
         name = protocol.channel_field(frame, required=True)
@@ -176,22 +205,38 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         await self.send_frame(reply)
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
-        """Each stream's missed messages; a stream refused (404, not a member) gets its own error frame."""
-        for name, seq in protocol.after_field(frame).items():
+        """Each stream's missed changes, page by page; a stream refused (404, not a member) gets its
+        own error frame. At most ``CHAT_SYNC_MAX`` per stream: its last frame then has ``has_more``."""
+        for name, after in protocol.after_field(frame).items():
             try:
-                replies = await db(database.sync)(user=self.user, name=name, after=seq)
+                await self._sync_stream(name, after)
             except ChatError as exc:
                 await self.send_frame(errors.error_frame(exc, prefix=f"{name}: "))
-                continue
-            for reply in replies:
-                await self.send_frame(reply)
         await self.send_frame(frames.SYNCED_FRAME)
+
+    async def _sync_stream(self, name: str, after: int) -> None:
+        left = settings.CHAT_SYNC_MAX
+        while left > 0:
+            reply, after, more = await db(database.sync_page)(
+                user=self.user, name=name, after=after, limit=min(left, PAGE_MAX)
+            )
+            left -= len(reply["messages"])
+            if not reply["messages"]:
+                return
+            reply["has_more"] = more and left <= 0
+            await self.send_frame(reply)
+            if not more:
+                return
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame(frames.PONG_FRAME)
 
     handlers: dict[str, Handler] = {
         "message": on_message,
+        "edit": on_edit,
+        "delete": on_delete,
+        "react": on_react,
+        "unreact": on_unreact,
         "join": on_join,
         "leave": on_leave,
         "typing": on_typing,

@@ -109,10 +109,12 @@ def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[st
     return _history_frame(page, reason="request")
 
 
-def sync(*, user: User, name: str, after: int) -> list[dict[str, Any]]:
-    """``history`` frames of every message of one stream ('' the lobby) after ``after``."""
-    pages = message_selectors.sync_pages(user=user, name=name or None, after=after)
-    return [_history_frame(page, reason="sync") for page in pages]
+def sync_page(*, user: User, name: str, after: int, limit: int) -> tuple[dict[str, Any], int, bool]:
+    """One ``history`` frame (reason ``sync``) of one stream ('' the lobby) after position ``after``:
+    the frame, the last position in it, and whether more were missed."""
+    page = message_selectors.sync_page(user=user, name=name or None, after=after, limit=limit)
+    last = page.messages[-1]["rev"] if page.messages else after
+    return _history_frame(page, reason="sync"), last, page.has_more
 
 
 def channel_problem(*, user: User, name: str) -> None:
@@ -124,9 +126,23 @@ def channel_problem(*, user: User, name: str) -> None:
 
 
 def gap_fill(*, stream: str, after: int, before: int) -> list[str]:
-    """Encoded ``message`` frames with ``after < seq < before``."""
-    payloads = message_selectors.gap_fill(stream=stream, after=after, before=before)
-    return [frames.encode(frames.message_frame(payload)) for payload in payloads]
+    """Encoded frames of what a socket missed between positions ``after`` and ``before``.
+
+    A message the socket never saw (posted after ``after``) comes as ``message``
+    in its current state; one it saw comes as ``message_updated``.
+    """
+    return [
+        frames.encode(
+            frames.message_frame(p) if p["seq"] > after else frames.message_updated_frame(_change(p), p)
+        )
+        for p in message_selectors.gap_fill(stream=stream, after=after, before=before)
+    ]
+
+
+def _change(payload: dict[str, Any]) -> str:
+    if payload["deleted"]:
+        return "deleted"
+    return "edited" if payload["edited_at"] is not None else "reactions"
 
 
 def stream_positions(*, streams: list[str]) -> dict[str, int]:

@@ -1,11 +1,11 @@
-"""Moderating messages: deletion goes through ``message_delete``, the service every interface shares."""
+"""Moderating messages: deletion goes through ``message_remove``, the tombstone every interface makes."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
+from messaging.changes import message_remove
 from messaging.models import Message
-from messaging.services import message_delete
 
 
 @admin.register(Message)
@@ -14,7 +14,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["channel", "created_at"]
     search_fields = ["content", "user__username"]
     list_select_related = ["channel", "user"]
-    readonly_fields = ["id", "seq", "channel", "user", "created_at", "client_id"]
+    # Nothing is edited here: an edit is the author's, a deletion makes a tombstone (below).
+    readonly_fields = [
+        "id", "seq", "rev", "channel", "user", "content", "created_at", "client_id", "reply_to", "edited_at",
+        "deleted",
+    ]  # fmt: skip
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
 
@@ -27,8 +31,8 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj: Message) -> None:
-        message_delete(message=obj)
+        message_remove(user=request.user, message=obj)
 
     def delete_queryset(self, request, queryset) -> None:
         for message in queryset:
-            message_delete(message=message)
+            message_remove(user=request.user, message=message)

@@ -1,4 +1,4 @@
-"""Messages, and the per-stream counters that number them."""
+"""Messages, their reactions and mentions, and the per-stream counters that position them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 CONTENT_MAX_CODE_POINTS = 1000
 CLIENT_ID_MAX_LENGTH = 100
+EMOJI_MAX_CODE_POINTS = 32
 
 
 class StreamSequence(models.Model):
@@ -44,6 +45,13 @@ class Message(models.Model):
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True)
+    # Version 4. ``rev``: the position of the latest change (``seq`` until the first).
+    rev = models.BigIntegerField()
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", db_index=False
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -68,7 +76,41 @@ class Message(models.Model):
             # GET /api/messages across the lobby and several channels: keyset
             # on (created_at, id). One stream is served by the seq constraints.
             models.Index(fields=["created_at", "id"], name="messaging_by_time_id"),
+            # Live gap fill and sync read one stream by position of latest change.
+            models.Index(fields=["channel", "rev"], name="messaging_by_stream_rev"),
+            # GET /api/messages?reply_to=: a message's replies in order.
+            models.Index(fields=["reply_to", "seq"], name="messaging_replies"),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel_id or 'lobby'}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message; ``id`` orders a message's emoji by first use."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=EMOJI_MAX_CODE_POINTS * 4)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "emoji", "user"], name="messaging_reaction_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} on {self.message_id}"
+
+
+class Mention(models.Model):
+    """A reader of the channel named in a message as ``@username``: one row per user named, not per reader."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="messaging_mention_once")]
+        indexes = [models.Index(fields=["user", "message"], name="messaging_mentions_by_user")]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in {self.message_id}"

@@ -259,6 +259,7 @@ def _add_messages(
         rows.append(
             Message(
                 seq=next_seq[stream],
+                rev=next_seq[stream],
                 channel=channel,
                 user=writers[(i // len(targets)) % len(writers)],
                 content=f"Seeded message {i + 1} of {count}.",

@@ -2,7 +2,7 @@
 
 REST pages (``message_page``), the history a socket gets on connect
 (``connect_history``), ``history`` and ``sync`` frames (``history_page``,
-``sync_pages``) and a socket's gap fill (``gap_fill``) all read here. Pages
+``sync_page``) and a socket's gap fill (``gap_fill``) all read here. Pages
 hold at most ``PAGE_MAX`` messages (``PAGE_DEFAULT`` unless asked), and a gap
 of more than ``GAP_FILL_MAX`` positions is not filled (the socket reconnects
 and syncs instead).
@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import User
 from chatrooms.models import Channel, Membership
 from chatrooms.selectors import access_channel
-from core.errors import InvalidInput
+from core.errors import InvalidInput, MessageNotFound
 from core.pagination import DEFAULT_LIMIT as PAGE_DEFAULT
 from core.pagination import MAX_LIMIT as PAGE_MAX
 from messaging.models import Message
@@ -63,6 +63,27 @@ def _channel_for(*, user: User, name: str | None) -> Channel | None:
     return None if name is None else access_channel(user=user, name=name)
 
 
+def access_message(*, user: User, message_id: Any) -> Message:
+    """A message ``user`` can read (``channel`` and ``user`` loaded), or MessageNotFound (404).
+
+    Not a UUID, no such message and a channel ``user`` cannot read are answered alike.
+    """
+    try:
+        message_id = uuid.UUID(message_id) if isinstance(message_id, str) else None
+    except ValueError:
+        message_id = None
+    message = (
+        Message.objects.select_related("user", "channel")
+        .filter(readable_filter(user=user), id=message_id)
+        .first()
+        if message_id is not None
+        else None
+    )
+    if message is None:
+        raise MessageNotFound("No such message.")
+    return message
+
+
 # --- REST pages ---------------------------------------------------------------
 
 
@@ -94,12 +115,15 @@ def message_page(
     after: str | None = None,
     limit: int,
     author: User | None = None,
+    reply_to: str | None = None,
+    within: QuerySet[Message] | None = None,
 ) -> MessagePage:
-    """One page of the messages ``user`` may read, optionally only one stream and one author.
+    """One page of the messages ``user`` may read, optionally only one stream, one author, the
+    replies to one message, or those ``within`` a set (search results).
 
     ``channel_name``: ALL_STREAMS, None for the lobby, or a channel name
-    (404 unknown, 403 not a member). ``before``/``after`` must name a message
-    ``user`` can read in that scope, else 400.
+    (404 unknown, 403 not a member). ``before``/``after`` and ``reply_to``
+    must name a message ``user`` can read in that scope, else 400.
     """
     if before is not None and after is not None:
         raise InvalidInput("Give before or after, not both.", field="after")
@@ -108,6 +132,15 @@ def message_page(
         scope = Message.objects.filter(readable_filter(user=user))
     else:
         scope = Message.objects.filter(channel=_channel_for(user=user, name=channel_name))
+    if reply_to is not None:
+        target_id = _parse_id(reply_to, field="reply_to")
+        target = list(scope.filter(id=target_id).values_list("channel_id", flat=True)[:1])
+        if not target:
+            raise InvalidInput("No message with this id that you can read here.", field="reply_to")
+        scope = Message.objects.filter(channel_id=target[0], reply_to_id=target_id)
+        across = False
+    if within is not None:
+        scope = scope.filter(id__in=within.values("id"))
     order = Order(by_seq=not across)
 
     anchor = None
@@ -120,7 +153,7 @@ def message_page(
 
     if author is not None:
         scope = scope.filter(user=author)
-    streams = _readable_streams(user=user) if across and author is None else None
+    streams = _readable_streams(user=user) if across and author is None and within is None else None
     rows = scope.select_related("user", "channel")
     return cut(
         rows, scope, order, anchor=anchor, direction=field, limit=min(limit, PAGE_MAX), streams=streams
@@ -199,21 +232,23 @@ def history_page(*, user: User, name: str | None, before: Any, limit: int = PAGE
     )
 
 
-def sync_pages(*, user: User, name: str | None, after: int) -> list[StreamPage]:
-    """Every message of one stream after position ``after``, in pages of ``PAGE_MAX``."""
+def sync_page(*, user: User, name: str | None, after: int, limit: int = PAGE_MAX) -> StreamPage:
+    """Up to ``limit`` messages of one stream changed after position ``after``, in their current
+    state and in ``rev`` order; ``has_more`` when more lie beyond. One page, never the backlog."""
     channel = _channel_for(user=user, name=name)
-    rows = Message.objects.filter(channel=channel).order_by("seq")
-    pages: list[StreamPage] = []
-    while messages := message_payloads(rows.filter(seq__gt=after)[:PAGE_MAX]):
-        pages.append(StreamPage(channel=channel and channel.name, messages=messages, has_more=False))
-        after = messages[-1]["seq"]
-    return pages
+    rows = Message.objects.filter(channel=channel, rev__gt=after).order_by("rev")
+    messages = message_payloads(rows[: limit + 1])
+    return StreamPage(
+        channel=channel and channel.name, messages=messages[:limit], has_more=len(messages) > limit
+    )
 
 
 def gap_fill(*, stream: str, after: int, before: int) -> list[dict[str, Any]]:
-    """The messages of ``stream`` with ``after < seq < before``: what a socket missed.
+    """The messages of ``stream`` whose latest change lies between positions ``after`` and ``before``,
+    in their current state and position order: what a socket missed.
 
-    The caller keeps the gap within ``GAP_FILL_MAX``.
+    A message changed again at or after ``before`` is not here: its later
+    change comes after. The caller keeps the gap within ``GAP_FILL_MAX``.
     """
-    rows = _stream_messages(stream).filter(seq__gt=after, seq__lt=before).order_by("seq")
+    rows = _stream_messages(stream).filter(rev__gt=after, rev__lt=before).order_by("rev")
     return message_payloads(rows)

@@ -50,6 +50,29 @@ class MessageCreateInputSerializer(serializers.Serializer):
         default=None,
         help_text="The sender's own id for the message: resending it within 24 hours stores nothing new.",
     )
+    reply_to = StrictCharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The id of a message in the same channel that this one answers.",
+    )
+
+
+class MessageEditInputSerializer(serializers.Serializer):
+    """Shape only; ``message_edit`` applies the content rules of posting."""
+
+    content = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class ReactionInputSerializer(serializers.Serializer):
+    """Shape only; ``reaction_add`` checks the emoji."""
+
+    emoji = StrictCharField(trim_whitespace=False, help_text="1 to 32 characters: a Unicode emoji or :name:.")
+
+
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField(read_only=True)
+    usernames = serializers.ListField(child=serializers.CharField(), read_only=True)
 
 
 class MessageSerializer(serializers.Serializer):
@@ -63,6 +86,14 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField(read_only=True)
     created_at = TimestampField()
     client_id = serializers.CharField(read_only=True, allow_null=True)
+    rev = serializers.IntegerField(
+        read_only=True, min_value=1, help_text="The position of the latest change."
+    )
+    reply_to = serializers.UUIDField(read_only=True, allow_null=True)
+    edited_at = TimestampField(allow_null=True)
+    deleted = serializers.BooleanField(read_only=True)
+    reactions = ReactionSerializer(many=True, read_only=True)
+    mentions = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     def to_representation(self, message) -> dict:
         return message_payload(message)

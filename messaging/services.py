@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from accounts.models import User
 from chatrooms.models import Channel
 from chatrooms.selectors import access_channel
 from core.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
+from messaging.mentions import mentioned_users, mentions_store
 from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message
 from messaging.payloads import message_payload
 from messaging.positions import positions_take
@@ -79,7 +81,22 @@ def _recent_with_client_id(*, user: User, client_id: str) -> Message | None:
     )
 
 
-def message_send(*, user: User, channel_name: str | None, content: Any, client_id: Any = None) -> SendResult:
+def _reply_target(raw: Any, *, channel: Channel | None) -> UUID | None:
+    """The id of the message a new one answers: it must exist in the same channel (deleted is fine)."""
+    if raw is None:
+        return None
+    try:
+        message_id = UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        message_id = None
+    if message_id is None or not Message.objects.filter(id=message_id, channel=channel).exists():
+        raise InvalidInput("reply_to must be the id of a message in the same channel.", field="reply_to")
+    return message_id
+
+
+def message_send(
+    *, user: User, channel_name: str | None, content: Any, client_id: Any = None, reply_to: Any = None
+) -> SendResult:
     """Store a message and schedule its delivery, or return the first one with this client_id.
 
     Raises ChatError subclasses with the contract's codes: ``content_empty``,
@@ -89,6 +106,7 @@ def message_send(*, user: User, channel_name: str | None, content: Any, client_i
     text = clean_content(content)
     client_id = clean_client_id(client_id)
     channel = None if channel_name is None else access_channel(user=user, name=channel_name)
+    reply_to = _reply_target(reply_to, channel=channel)
     limiter = get_message_rate_limiter()
     retry_after = limiter.consume(user.id)
     if retry_after is not None:
@@ -97,7 +115,9 @@ def message_send(*, user: User, channel_name: str | None, content: Any, client_i
             return _resent(first)
         raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
     try:
-        message = _message_store(user=user, channel=channel, content=text, client_id=client_id)
+        message = _message_store(
+            user=user, channel=channel, content=text, client_id=client_id, reply_to=reply_to
+        )
     except _AlreadySent as already:
         limiter.refund(user.id)
         return _resent(already.message)
@@ -113,6 +133,7 @@ class SendRequest:
     channel_name: str | None
     content: Any
     client_id: Any = None
+    reply_to: Any = None
 
 
 def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | ChatError]:
@@ -134,6 +155,7 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
                         channel_name=request.channel_name,
                         content=request.content,
                         client_id=request.client_id,
+                        reply_to=request.reply_to,
                     )
                 )
             except ChatError as error:
@@ -141,7 +163,9 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
     return outcomes
 
 
-def _message_store(*, user: User, channel: Channel | None, content: str, client_id: str | None) -> Message:
+def _message_store(
+    *, user: User, channel: Channel | None, content: str, client_id: str | None, reply_to: UUID | None
+) -> Message:
     """Number, store and announce one validated message.
 
     The seq lock is taken first, then the client_id is looked up under it, so
@@ -155,22 +179,34 @@ def _message_store(*, user: User, channel: Channel | None, content: str, client_
             raise _AlreadySent(first)  # rolls the seq back: no gap
         message = Message.objects.create(
             seq=seq,
+            rev=seq,
             channel=channel,
             user=user,
             content=content,
             client_id=client_id,
+            reply_to_id=reply_to,
             created_at=timezone.now(),
         )
-        _announce_on_commit(message)
+        users = mentioned_users(content, channel_id=message.channel_id)
+        announce_on_commit(message, mentions=mentions_store(message, users, replace=False))
     return message
 
 
-def _announce_on_commit(message: Message) -> None:
-    """Publish a stored message to its stream's subscribers once the transaction commits."""
-    frame = frames.encode(frames.message_frame(message_payload(message)))
+def announce_on_commit(
+    message: Message, *, change: str | None = None, mentions: list[str] | None = None
+) -> None:
+    """Publish a message at its latest position (``rev``) to its stream's subscribers once committed.
+
+    ``change`` None: a new message (``message`` frame); else ``message_updated``
+    with ``edited``, ``deleted`` or ``reactions``.
+    """
+    payload = message_payload(message, mentions=mentions)
+    frame = frames.message_frame(payload) if change is None else frames.message_updated_frame(change, payload)
     broadcast_on_commit(
         channel_group(message.channel_id),
-        message_envelope(stream=channel_stream(message.channel_id), seq=message.seq, frame=frame),
+        message_envelope(
+            stream=channel_stream(message.channel_id), seq=message.rev, frame=frames.encode(frame)
+        ),
     )
 
 
@@ -181,11 +217,12 @@ def _resent(message: Message) -> SendResult:
     client resends through another process. Sockets that already delivered
     this seq drop the copy, so announcing again is never a second delivery.
     """
-    _announce_on_commit(message)
+    announce_on_commit(message, change=None if message.rev == message.seq else _change_of(message))
     return SendResult(message=message, created=False)
 
 
-def message_delete(*, message: Message) -> None:
-    """Delete one message (moderation). Its seq stays used; readers see a hole in history only."""
-    with transaction.atomic():
-        message.delete()
+def _change_of(message: Message) -> str:
+    """The change a message's current state shows, for announcing it again."""
+    if message.deleted:
+        return "deleted"
+    return "edited" if message.edited_at is not None else "reactions"

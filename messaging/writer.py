@@ -25,10 +25,12 @@ class MessageWriter:
         self._waiting: list[tuple[SendRequest, asyncio.Future]] = []
         self._flushing = False
 
-    async def send(self, *, user: User, channel_name: str | None, content: Any, client_id: Any) -> SendResult:
+    async def send(
+        self, *, user: User, channel_name: str | None, content: Any, client_id: Any, reply_to: Any = None
+    ) -> SendResult:
         """Store one message (in the next batch); raise its ChatError if refused."""
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((SendRequest(user, channel_name, content, client_id), future))
+        self._waiting.append((SendRequest(user, channel_name, content, client_id, reply_to), future))
         if not self._flushing:
             self._flushing = True
             asyncio.ensure_future(self._flush())

@@ -47,8 +47,13 @@ def message_frame(payload: dict) -> dict:
     return {"type": "message", "message": payload}
 
 
-def ack_frame(*, client_id: str | None, message_id: str, seq: int) -> dict:
-    return {"type": "ack", "client_id": client_id, "id": message_id, "seq": seq}
+def message_updated_frame(change: str, payload: dict) -> dict:
+    """``change`` is ``edited``, ``deleted`` or ``reactions``; ``payload`` the message's new state."""
+    return {"type": "message_updated", "change": change, "message": payload}
+
+
+def ack_frame(*, client_id: str | None, message_id: str, seq: int, rev: int) -> dict:
+    return {"type": "ack", "client_id": client_id, "id": message_id, "seq": seq, "rev": rev}
 
 
 def presence_frame(user_view: dict) -> dict:

@@ -60,13 +60,21 @@ def test_every_route_documents_its_statuses():
         ("/api/messages/", "get"): {"200", "400", "401", "403", "404"},
         ("/api/messages/me/", "get"): {"200", "400", "401", "403", "404"},
         ("/api/messages/", "post"): {"200", "201", "400", "401", "403", "404", "429"},
+        ("/api/messages/search/", "get"): {"200", "400", "401", "403", "404"},
+        ("/api/messages/{id}/", "get"): {"200", "401", "404"},
+        ("/api/messages/{id}/", "patch"): {"200", "400", "401", "403", "404", "429"},
+        ("/api/messages/{id}/", "delete"): {"204", "401", "403", "404", "429"},
+        ("/api/messages/{id}/reactions/", "post"): {"200", "400", "401", "404", "429"},
+        ("/api/messages/{id}/reactions/{emoji}/", "delete"): {"200", "400", "401", "404", "429"},
     }
     for (path, method), statuses in expected.items():
         operation = paths[path][method]
         assert set(operation["responses"]) == statuses, (path, method)
         assert operation["security"] == [{"bearerAuth": []}]
     page_params = {p["name"] for p in paths["/api/messages/"]["get"]["parameters"]}
-    assert page_params == {"channel", "before", "after", "limit"}
+    assert page_params == {"channel", "before", "after", "limit", "reply_to"}
+    search_params = {p["name"] for p in paths["/api/messages/search/"]["get"]["parameters"]}
+    assert search_params == {"q", "channel", "before", "after", "limit"}
 
 
 def test_message_and_channel_shapes():
@@ -80,8 +88,15 @@ def test_message_and_channel_shapes():
         "content",
         "created_at",
         "client_id",
+        "rev",
+        "reply_to",
+        "edited_at",
+        "deleted",
+        "reactions",
+        "mentions",
     }
     assert schemas["Message"]["properties"]["channel"]["nullable"] is True
+    assert set(schemas["Reaction"]["properties"]) == {"emoji", "usernames"}
     assert set(schemas["Channel"]["properties"]) == {
         "id",
         "name",

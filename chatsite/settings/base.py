@@ -327,6 +327,8 @@ CHAT_REGISTER_RATE = os.environ.get("CHAT_REGISTER_RATE", "20/h")
 CHAT_MESSAGE_BURST = env_int("CHAT_MESSAGE_BURST", 20)
 CHAT_MESSAGE_RATE = env_float("CHAT_MESSAGE_RATE", 5.0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10)
+# Messages one ``sync`` frame sends per channel before ``has_more``.
+CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 5000)
 # Trust X-Forwarded-For for the client address only behind a known proxy.
 CHAT_TRUST_X_FORWARDED_FOR = env_bool("CHAT_TRUST_X_FORWARDED_FOR")
 

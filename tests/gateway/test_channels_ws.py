@@ -194,7 +194,7 @@ async def test_sync_pages_large_gaps_in_frames_of_200(make_user, ws_connect):
     user = await database_sync_to_async(make_user)()
 
     def bulk():
-        Message.objects.bulk_create(Message(seq=n, user=user, content=f"m{n}") for n in range(1, 451))
+        Message.objects.bulk_create(Message(seq=n, rev=n, user=user, content=f"m{n}") for n in range(1, 451))
 
     await database_sync_to_async(bulk)()
     socket = await ws_connect(user)

@@ -118,7 +118,7 @@ async def test_message_frame_acks_and_delivers_once(make_user, ws_connect):
     a, b = await ws_connect(alice), await ws_connect(bob)
     await a.send({"type": "message", "channel": None, "content": "hi", "client_id": "c-1"})
     ack = (await a.collect("ack", "message"))["ack"]
-    assert ack == {"type": "ack", "client_id": "c-1", "id": ack["id"], "seq": 1}
+    assert ack == {"type": "ack", "client_id": "c-1", "id": ack["id"], "seq": 1, "rev": 1}
     assert (await b.recv_type("message"))["message"]["client_id"] == "c-1"
     # A resend is acknowledged with the first id and seq and never delivered again.
     await a.send({"type": "message", "channel": None, "content": "hi", "client_id": "c-1"})
@@ -287,19 +287,19 @@ async def test_status_change_through_rest_reaches_sockets(make_user, ws_connect,
     assert (away["type"], away["status"], away["is_online"]) == ("presence", "away", True)
 
 
-async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_connect, monkeypatch):
-    """The history cache never serves a page older than the stream, nor a deleted message for long."""
-    from messaging import selectors
-    from messaging.services import message_delete, message_send
+async def test_connect_history_follows_new_and_deleted_messages(make_user, ws_connect):
+    """The history cache never serves a page older than the stream: a deletion shows as a tombstone."""
+    from messaging.changes import message_delete
+    from messaging.services import message_send
 
     user = await database_sync_to_async(make_user)()
     first = await database_sync_to_async(message_send)(user=user, channel_name=None, content="one")
     assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["one"]
     await database_sync_to_async(message_send)(user=user, channel_name=None, content="two")
     assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["one", "two"]
-    await database_sync_to_async(message_delete)(message=first.message)
-    monkeypatch.setattr(selectors, "RECENT_CACHE_SECONDS", 0.0)
-    assert [m["content"] for m in (await ws_connect(user)).history["messages"]] == ["two"]
+    await database_sync_to_async(message_delete)(user=user, message_id=str(first.message.id))
+    history = (await ws_connect(user)).history["messages"]
+    assert [(m["content"], m["deleted"]) for m in history] == [("", True), ("two", False)]
 
 
 async def test_a_redis_outage_during_a_frame_is_an_unavailable_error(make_user, ws_connect, monkeypatch):

@@ -17,7 +17,10 @@ from messaging.services import message_send
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {"id", "seq", "channel", "username", "user_id", "content", "created_at", "client_id"}
+MESSAGE_KEYS = {
+    "id", "seq", "rev", "channel", "username", "user_id", "content", "created_at", "client_id",
+    "reply_to", "edited_at", "deleted", "reactions", "mentions",
+}  # fmt: skip
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
@@ -34,6 +37,7 @@ def bulk_messages(user, channel, n: int, *, start=None) -> list[Message]:
     rows = [
         Message(
             seq=counter.last_seq + i + 1,
+            rev=counter.last_seq + i + 1,
             channel=channel,
             user=user,
             content=f"m{counter.last_seq + i + 1}",
@@ -73,6 +77,12 @@ def test_send_to_lobby(alice, auth_client):
         "content": "hi",
         "created_at": body["created_at"],
         "client_id": None,
+        "rev": 1,
+        "reply_to": None,
+        "edited_at": None,
+        "deleted": False,
+        "reactions": [],
+        "mentions": [],
     }
     assert TIMESTAMP.match(body["created_at"])
 
@@ -275,8 +285,9 @@ def test_read_queries_do_not_grow_with_the_page(alice, general, auth_client, dja
     bulk_messages(alice, None, 30)
     client = auth_client(alice)
     client.get("/api/messages")  # warm the session's last-used stamp
-    # Session, memberships, one index scan per stream read (lobby, General), one fetch.
-    with django_assert_max_num_queries(5):
+    # Session, memberships, one index scan per stream read (lobby, General), one fetch,
+    # then the page's reactions and its mentions: one query each, however long the page.
+    with django_assert_max_num_queries(7):
         assert len(contents(client.get("/api/messages?limit=60"))) == 60
 
 

@@ -16,7 +16,7 @@ from core.errors import (
     NotAMember,
     RateLimited,
 )
-from messaging import services
+from messaging import changes, services
 from messaging.models import Message, StreamSequence
 from messaging.payloads import message_payload
 from messaging.ratelimit import reset_message_rate_limiter
@@ -171,9 +171,10 @@ def test_refused_channels(make_user):
         services.message_send(user=bob, channel_name="nowhere", content="x")
 
 
-def test_message_delete_keeps_the_sequence(make_user):
+def test_message_delete_leaves_a_tombstone_at_the_next_position(make_user):
     alice = make_user()
     first = services.message_send(user=alice, channel_name=None, content="a").message
-    services.message_delete(message=first)
-    assert not Message.objects.exists()
-    assert services.message_send(user=alice, channel_name=None, content="b").message.seq == 2
+    changes.message_delete(user=alice, message_id=str(first.id))
+    tombstone = Message.objects.get()
+    assert (tombstone.content, tombstone.deleted, tombstone.seq, tombstone.rev) == ("", True, 1, 2)
+    assert services.message_send(user=alice, channel_name=None, content="b").message.seq == 3
