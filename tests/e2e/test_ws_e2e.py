@@ -221,3 +221,35 @@ async def test_a_vanished_peer_is_closed_and_goes_offline(tmp_path):
         server.stop()
         for step in database.cleanup:
             step()
+
+
+async def test_edits_reactions_and_deletions_reach_a_real_client_and_sync_replays_them(server):
+    author, reader = register_and_login(server.base_url), register_and_login(server.base_url)
+    name = make_channel(server, author)
+    join(server, reader, name)
+    writer, watcher = await Socket.open(server.ws_base, author), await Socket.open(server.ws_base, reader)
+    await writer.send({"type": "message", "channel": name, "content": "helo", "client_id": "m1"})
+    ack = await writer.recv_type("ack")
+    await watcher.recv_type("message")
+    await writer.send({"type": "edit", "id": ack["id"], "content": "hello", "client_id": "e1"})
+    assert (await writer.recv_type("ack"))["rev"] == 2
+    patched = requests.post(
+        f"{server.base_url}/api/messages/{ack['id']}/reactions",
+        json={"emoji": "🎉"},
+        headers=bearer(reader),
+        timeout=10,
+    )
+    assert patched.status_code == 200 and patched.json()["rev"] == 3
+    await writer.send({"type": "delete", "id": ack["id"], "client_id": "d1"})
+    changes = [await watcher.recv_type("message_updated") for _ in range(3)]
+    assert [(c["change"], c["message"]["rev"]) for c in changes] == [
+        ("edited", 2),
+        ("reactions", 3),
+        ("deleted", 4),
+    ]
+    await watcher.send({"type": "sync", "after": {name: 1}})
+    replay = await watcher.recv_type("history")
+    assert [(m["rev"], m["deleted"], m["content"]) for m in replay["messages"]] == [(4, True, "")]
+    await watcher.recv_type("synced")
+    for socket in (writer, watcher):
+        await socket.close()

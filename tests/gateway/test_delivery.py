@@ -82,3 +82,45 @@ async def test_backlog_past_the_limit_is_closed_1013(make_user, ws_connect, monk
     for seq in range(1, 8):
         consumer.hub_event({"kind": "frame", "frame": "{}", "group": "chat.lobby", "seq": seq})
     assert await listener.recv_type("__closed__") == {"type": "__closed__", "code": 1013}
+
+
+async def test_flood_of_edits_and_new_messages_past_layer_capacity_ends_in_every_final_state(
+    small_layer, make_user, ws_connect
+):
+    """Into a layer of capacity 3: each subscriber applies every change once, in position order, and
+    ends with every message in its final state."""
+    from messaging import changes
+
+    sender = await database_sync_to_async(make_user)()
+    listeners = [await ws_connect(await database_sync_to_async(make_user)()) for _ in range(3)]
+    hub = await stall_hub()
+    final: dict[str, str] = {}
+    for n in range(15):
+        message = (
+            await database_sync_to_async(message_send)(user=sender, channel_name=None, content=f"m{n}")
+        ).message
+        final[str(message.id)] = f"m{n}"
+        if n % 3 == 0:
+            await database_sync_to_async(changes.message_edit)(
+                user=sender, message_id=str(message.id), content=f"m{n}!"
+            )
+            final[str(message.id)] = f"m{n}!"
+        if n % 5 == 0:
+            await database_sync_to_async(changes.message_delete)(user=sender, message_id=str(message.id))
+            final[str(message.id)] = ""
+    resume_hub(hub)
+    last = (
+        await database_sync_to_async(message_send)(user=sender, channel_name=None, content="last")
+    ).message
+    final[str(last.id)] = "last"
+    for listener in listeners:
+        state: dict[str, str] = {}
+        positions: list[int] = []
+        while last.seq not in positions:
+            frame = await listener.recv()
+            if frame["type"] in {"message", "message_updated"}:
+                positions.append(frame["message"]["rev"])
+                state[frame["message"]["id"]] = frame["message"]["content"]
+        assert positions == sorted(set(positions))  # each position once, in order
+        assert state == final
+        await listener.nothing(ignore=("presence",))
