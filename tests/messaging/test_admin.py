@@ -1,0 +1,55 @@
+"""The admin moderates messages through the API's own path: a deletion is an announced tombstone."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from messaging.models import Message
+from messaging.services import message_send
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/messaging/message/"
+
+
+@pytest.fixture
+def staff_client(client, make_user):
+    staff = make_user("moderator")
+    staff.is_staff = staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    return client
+
+
+def test_the_change_page_shows_a_message_read_only(staff_client, alice):
+    message = message_send(user=alice, channel_name=None, content="look but do not touch").message
+    page = staff_client.get(f"{CHANGELIST}{message.id}/change/")
+    assert page.status_code == 200
+    assert b"look but do not touch" in page.content
+    assert "content" not in page.context["adminform"].form.fields
+
+
+def test_deleting_in_the_admin_leaves_an_announced_tombstone(staff_client, alice, published):
+    message = message_send(user=alice, channel_name=None, content="rude words").message
+    with published.capture():
+        response = staff_client.post(f"{CHANGELIST}{message.id}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    tombstone = Message.objects.get(id=message.id)
+    assert (tombstone.deleted, tombstone.content, tombstone.rev) == (True, "", 2)
+    (frame,) = [orjson.loads(event["frame"]) for _, event in published.calls]
+    assert (frame["type"], frame["change"], frame["message"]["id"]) == (
+        "message_updated",
+        "deleted",
+        str(message.id),
+    )
+
+
+def test_the_bulk_delete_action_makes_tombstones(staff_client, alice):
+    ids = [str(message_send(user=alice, channel_name=None, content=f"m{n}").message.id) for n in range(3)]
+    response = staff_client.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+    )
+    assert response.status_code == 302
+    rows = Message.objects.values_list("deleted", "content", "rev")
+    assert sorted(rows) == [(True, "", 4), (True, "", 5), (True, "", 6)]
