@@ -72,13 +72,19 @@ def clean_client_id(raw: Any) -> str | None:
 
 
 def _recent_with_client_id(*, user: User, client_id: str) -> Message | None:
+    """The first message ``user`` sent with ``client_id`` in the last 24 hours, or None.
+
+    Asked on every send that carries a client_id and almost always answered
+    None, so the question is one narrow index look-up; the message itself is
+    read only when there is one.
+    """
     since = timezone.now() - IDEMPOTENCY_WINDOW
-    return (
-        Message.objects.select_related("user", "channel")
-        .filter(user=user, client_id=client_id, created_at__gte=since)
+    found = list(
+        Message.objects.filter(user=user, client_id=client_id, created_at__gte=since)
         .order_by("created_at")
-        .first()
+        .values_list("id", flat=True)[:1]
     )
+    return Message.objects.select_related("user", "channel").get(id=found[0]) if found else None
 
 
 def _reply_target(raw: Any, *, channel: Channel | None) -> UUID | None:
