@@ -101,7 +101,11 @@ def model_payloads(messages: list[Message]) -> list[dict[str, Any]]:
 
 def message_payloads(rows: Any) -> list[dict[str, Any]]:
     """Payloads of a Message queryset, in its order: three queries, however many messages."""
-    tuples = list(rows.values_list(*MESSAGE_COLUMNS))
+    return row_payloads(list(rows.values_list(*MESSAGE_COLUMNS)))
+
+
+def row_payloads(tuples: list[tuple]) -> list[dict[str, Any]]:
+    """Payloads of ``MESSAGE_COLUMNS`` rows, in order; their reactions and mentions in one query each."""
     ids = [row[0] for row in tuples if not row[-1]]  # a tombstone has no reactions or mentions
     reactions, mentions = (reactions_of(ids), mentions_of(ids)) if ids else ({}, {})
     return [

@@ -26,7 +26,7 @@ from core.pagination import DEFAULT_LIMIT as PAGE_DEFAULT
 from core.pagination import MAX_LIMIT as PAGE_MAX
 from messaging.models import Message
 from messaging.pages import MessagePage, Order, cut
-from messaging.payloads import message_payloads
+from messaging.payloads import MESSAGE_COLUMNS, message_payloads, row_payloads
 from realtime.groups import LOBBY_STREAM
 
 GAP_FILL_MAX = 5_000
@@ -172,20 +172,38 @@ _recent_cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
 _recent_cache_lock = threading.Lock()
 
 
-def _stream_recent(stream: str, *, last_seq: int, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` payloads of one stream up to ``last_seq``, newest first."""
+def _streams_recent(last_seqs: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Each stream's newest payloads up to its given position, newest first.
+
+    Streams whose cached page is still current are served from the cache; the
+    rest are read with one index scan each, and their reactions and mentions
+    with one query each for all of them together.
+    """
     now = time.monotonic()
+    recent: dict[str, list[dict[str, Any]]] = {}
     with _recent_cache_lock:
-        cached = _recent_cache.get(stream)
-    if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
-        return cached[2][:limit]
-    rows = _stream_messages(stream).filter(seq__lte=last_seq).order_by("-seq")
-    payloads = message_payloads(rows[: PAGE_DEFAULT + 1])
+        for stream, last_seq in last_seqs.items():
+            cached = _recent_cache.get(stream)
+            if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
+                recent[stream] = cached[2]
+    missing = [stream for stream in last_seqs if stream not in recent]
+    rows = {
+        stream: list(
+            _stream_messages(stream)
+            .filter(seq__lte=last_seqs[stream])
+            .order_by("-seq")
+            .values_list(*MESSAGE_COLUMNS)[: PAGE_DEFAULT + 1]
+        )
+        for stream in missing
+    }
+    payloads = iter(row_payloads([row for stream in missing for row in rows[stream]]))
     with _recent_cache_lock:
-        if len(_recent_cache) >= RECENT_CACHE_STREAMS:
+        if len(_recent_cache) + len(missing) > RECENT_CACHE_STREAMS:
             _recent_cache.clear()
-        _recent_cache[stream] = (last_seq, now, payloads)
-    return payloads[:limit]
+        for stream in missing:
+            recent[stream] = [next(payloads) for _ in rows[stream]]
+            _recent_cache[stream] = (last_seqs[stream], now, recent[stream])
+    return recent
 
 
 def reset_recent_cache() -> None:
@@ -201,9 +219,7 @@ def connect_history(*, last_seqs: dict[str, int], limit: int = PAGE_DEFAULT) -> 
     one stream, seq breaks ties between messages of the same millisecond.
     """
     candidates = [
-        payload
-        for stream, last_seq in last_seqs.items()
-        for payload in _stream_recent(stream, last_seq=last_seq, limit=limit + 1)
+        payload for payloads in _streams_recent(last_seqs).values() for payload in payloads[: limit + 1]
     ]
     candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
     return StreamPage(channel=None, messages=candidates[:limit][::-1], has_more=len(candidates) > limit)
