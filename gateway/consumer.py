@@ -136,7 +136,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         await self._send_message(
-            channel=protocol.channel_field(frame, required=False),
+            channel=protocol.channel_field(frame, lobby=True),
             content=protocol.content_field(frame),
             client_id=frame.get("client_id"),
             reply_to=frame.get("reply_to"),
@@ -179,15 +179,15 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         await self._ack(result.message, client_id=frame.get("client_id"))
 
     async def on_join(self, frame: dict[str, Any]) -> None:
-        name = protocol.channel_field(frame, required=True)
+        name = protocol.channel_field(frame, lobby=False)
         await db(channel_services.channel_join)(user=self.user, name=name)
 
     async def on_leave(self, frame: dict[str, Any]) -> None:
-        name = protocol.channel_field(frame, required=True)
+        name = protocol.channel_field(frame, lobby=False)
         await db(channel_services.channel_leave)(user=self.user, name=name)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        name = protocol.channel_field(frame, required=False)
+        name = protocol.channel_field(frame, lobby=True)
         stream = LOBBY_STREAM if name is None else self.stream_named(name)
         if stream is None:
             await db(database.channel_problem)(user=self.user, name=name)
@@ -198,7 +198,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     async def on_history(self, frame: dict[str, Any]) -> None:
         reply = await db(database.history)(
             user=self.user,
-            name=protocol.channel_field(frame, required=False),
+            name=protocol.channel_field(frame, lobby=True),
             before=frame.get("before"),
             limit=protocol.limit_field(frame),
         )

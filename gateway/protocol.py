@@ -33,14 +33,18 @@ def frame_type(frame: dict[str, Any]) -> str:
     return kind
 
 
-def channel_field(frame: dict[str, Any], *, required: bool) -> str | None:
-    """The frame's ``channel``: a name, or (when not required) None for the lobby."""
-    if required and "channel" not in frame:
-        raise InvalidInput("channel is required.")
-    name = frame.get("channel")
+def channel_field(frame: dict[str, Any], *, lobby: bool) -> str | None:
+    """The frame's ``channel``, which must be present: a name, or (``lobby``) null for the lobby.
+
+    A missing ``channel`` is never taken for the lobby: with private channels,
+    a client bug that drops the field must not publish to everyone.
+    """
+    if "channel" not in frame:
+        raise InvalidInput("channel is required (null for the lobby).")
+    name = frame["channel"]
     if name is not None and not isinstance(name, str):
         raise InvalidInput("channel must be a channel name or null.")
-    if required and name is None:
+    if name is None and not lobby:
         raise InvalidInput("channel must be a channel name.")
     return name
 

@@ -29,12 +29,10 @@ class MessageCreateInputSerializer(serializers.Serializer):
     """Shape only; ``message_send`` trims and measures the content and checks the channel."""
 
     channel = StrictCharField(
-        required=False,
         allow_null=True,
         allow_blank=True,
         trim_whitespace=False,
-        default=None,
-        help_text="A channel name, or null (or absent) for the lobby.",
+        help_text="A channel name, or null for the lobby. Required: a missing channel is never the lobby.",
     )
     content = StrictCharField(
         allow_blank=True,

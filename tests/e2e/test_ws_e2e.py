@@ -149,7 +149,7 @@ async def test_oversized_frame_is_closed_with_1009(server):
 
 async def test_frame_of_exactly_the_limit_is_served(server):
     socket = await Socket.open(server.ws_base, register_and_login(server.base_url))
-    await socket.send(json.dumps({"type": "message", "content": "x" * 1001}).ljust(65_536))
+    await socket.send(json.dumps({"type": "message", "channel": None, "content": "x" * 1001}).ljust(65_536))
     assert (await socket.recv_type("error"))["code"] == "content_too_long"
     await socket.close()
 

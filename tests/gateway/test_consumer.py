@@ -134,16 +134,19 @@ async def test_message_frame_acks_and_delivers_once(make_user, ws_connect):
         ({"type": 5}, "invalid_message"),
         ({"type": "dance"}, "unknown_type"),
         ({"type": "message"}, "invalid_message"),
-        ({"type": "message", "content": 7}, "invalid_message"),
+        ({"type": "message", "channel": None, "content": 7}, "invalid_message"),
         ({"type": "message", "content": "x", "channel": 3}, "invalid_message"),
-        ({"type": "message", "content": "   "}, "content_empty"),
-        ({"type": "message", "content": "😀" * 1001}, "content_too_long"),
+        ({"type": "message", "channel": None, "content": "   "}, "content_empty"),
+        ({"type": "message", "channel": None, "content": "😀" * 1001}, "content_too_long"),
         ({"type": "message", "content": "x", "channel": "nowhere"}, "channel_not_found"),
-        ({"type": "message", "content": "a\u0000b"}, "invalid_message"),
+        ({"type": "message", "channel": None, "content": "a\u0000b"}, "invalid_message"),
         ({"type": "join"}, "invalid_message"),
         ({"type": "typing", "channel": "nowhere"}, "channel_not_found"),
-        ({"type": "history", "limit": 0}, "invalid_message"),
-        ({"type": "history", "before": "not-a-uuid"}, "invalid_message"),
+        ({"type": "message", "content": "no channel key"}, "invalid_message"),
+        ({"type": "typing"}, "invalid_message"),
+        ({"type": "history"}, "invalid_message"),
+        ({"type": "history", "channel": None, "limit": 0}, "invalid_message"),
+        ({"type": "history", "channel": None, "before": "not-a-uuid"}, "invalid_message"),
         ({"type": "sync", "after": []}, "invalid_message"),
         ({"type": "sync", "after": {"": "1"}}, "invalid_message"),
     ],
@@ -163,7 +166,7 @@ async def test_refused_frames_get_error_and_socket_stays_open(make_user, ws_conn
 async def test_1000_code_points_accepted(make_user, ws_connect):
     user = await database_sync_to_async(make_user)()
     client = await ws_connect(user)
-    await client.send({"type": "message", "content": "😀" * 1000})
+    await client.send({"type": "message", "channel": None, "content": "😀" * 1000})
     assert len((await client.collect("ack", "message"))["message"]["message"]["content"]) == 1000
 
 
@@ -202,9 +205,9 @@ async def test_rate_limit_refuses_without_storing(make_user, ws_connect, setting
     user = await database_sync_to_async(make_user)()
     client = await ws_connect(user)
     for n in range(3):
-        await client.send({"type": "message", "content": f"m{n}"})
+        await client.send({"type": "message", "channel": None, "content": f"m{n}"})
         await client.collect("ack", "message")
-    await client.send({"type": "message", "content": "one too many", "client_id": "x"})
+    await client.send({"type": "message", "channel": None, "content": "one too many", "client_id": "x"})
     error = await client.recv_type("error")
     assert error["code"] == "rate_limited" and error["retry_after"] > 0 and error["client_id"] == "x"
     assert await database_sync_to_async(Message.objects.count)() == 3

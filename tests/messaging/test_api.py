@@ -87,11 +87,11 @@ def test_send_to_lobby(alice, auth_client):
     assert TIMESTAMP.match(body["created_at"])
 
 
-def test_send_without_channel_key_goes_to_lobby(alice, auth_client):
+def test_send_without_channel_key_is_refused_never_sent_to_the_lobby(alice, auth_client):
     response = auth_client(alice).post("/api/messages/", {"content": "hi"}, format="json")
-    assert response.status_code == 201
-    assert response.json()["channel"] is None
-    assert Message.objects.get().channel is None
+    assert response.status_code == 400
+    assert "channel" in response.json()
+    assert not Message.objects.exists()
 
 
 def test_send_to_channel_by_any_case(alice, general, auth_client):
@@ -101,7 +101,7 @@ def test_send_to_channel_by_any_case(alice, general, auth_client):
     assert first.status_code == second.status_code == 201
     assert first.json()["channel"] == "General"
     assert [first.json()["seq"], second.json()["seq"]] == [1, 2]
-    lobby = client.post("/api/messages", {"content": "c"}, format="json")
+    lobby = client.post("/api/messages", {"channel": None, "content": "c"}, format="json")
     assert lobby.json()["seq"] == 1
 
 
@@ -124,20 +124,20 @@ def test_send_to_unknown_channel(alice, auth_client, channel):
     [
         {},
         {"channel": None},
-        {"content": None},
-        {"content": 5},
-        {"content": ["x"]},
-        {"content": {"a": 1}},
-        {"content": True},
-        {"content": ""},
-        {"content": "   \n\t "},
-        {"content": "a\x00b"},
+        {"channel": None, "content": None},
+        {"channel": None, "content": 5},
+        {"channel": None, "content": ["x"]},
+        {"channel": None, "content": {"a": 1}},
+        {"channel": None, "content": True},
+        {"channel": None, "content": ""},
+        {"channel": None, "content": "   \n\t "},
+        {"channel": None, "content": "a\x00b"},
         {"content": "x", "channel": 5},
         {"content": "x", "channel": True},
         {"content": "x", "channel": ["General"]},
-        {"content": "x", "client_id": ""},
-        {"content": "x", "client_id": 7},
-        {"content": "x", "client_id": "c" * 101},
+        {"channel": None, "content": "x", "client_id": ""},
+        {"channel": None, "content": "x", "client_id": 7},
+        {"channel": None, "content": "x", "client_id": "c" * 101},
     ],
 )
 def test_send_refuses_bad_input(alice, general, auth_client, payload):
@@ -155,10 +155,12 @@ def test_send_refuses_json_that_is_not_an_object(alice, auth_client):
 def test_content_counts_code_points(alice, auth_client):
     client = auth_client(alice)
     emoji = "\U0001f600"  # four bytes in UTF-8, two UTF-16 units, one code point
-    accepted = client.post("/api/messages", {"content": f"  {emoji * 1000}\n"}, format="json")
+    accepted = client.post(
+        "/api/messages", {"channel": None, "content": f"  {emoji * 1000}\n"}, format="json"
+    )
     assert accepted.status_code == 201
     assert accepted.json()["content"] == emoji * 1000
-    refused = client.post("/api/messages", {"content": emoji * 1001}, format="json")
+    refused = client.post("/api/messages", {"channel": None, "content": emoji * 1001}, format="json")
     assert refused.status_code == 400
     assert "content" in refused.json()
     assert Message.objects.count() == 1
@@ -167,7 +169,7 @@ def test_content_counts_code_points(alice, auth_client):
 def test_html_is_stored_verbatim(alice, auth_client):
     html = "<script>alert('x')</script> &amp; <b>bold</b>"
     client = auth_client(alice)
-    sent = client.post("/api/messages", {"content": html}, format="json")
+    sent = client.post("/api/messages", {"channel": None, "content": html}, format="json")
     assert sent.json()["content"] == html
     assert Message.objects.get().content == html
     assert contents(client.get("/api/messages")) == [html]
@@ -187,8 +189,12 @@ def test_idempotent_resend(alice, general, auth_client):
 
 
 def test_client_id_is_per_user(alice, bob, auth_client):
-    a = auth_client(alice).post("/api/messages", {"content": "a", "client_id": "same"}, format="json")
-    b = auth_client(bob).post("/api/messages", {"content": "b", "client_id": "same"}, format="json")
+    a = auth_client(alice).post(
+        "/api/messages", {"channel": None, "content": "a", "client_id": "same"}, format="json"
+    )
+    b = auth_client(bob).post(
+        "/api/messages", {"channel": None, "content": "b", "client_id": "same"}, format="json"
+    )
     assert a.status_code == b.status_code == 201
     assert a.json()["id"] != b.json()["id"]
 
@@ -199,22 +205,28 @@ def test_rate_limited_send_is_429_with_retry_after(alice, auth_client, settings)
     reset_message_rate_limiter()
     client = auth_client(alice)
     statuses = [
-        client.post("/api/messages", {"content": f"m{i}", "client_id": f"c{i}"}, format="json").status_code
+        client.post(
+            "/api/messages", {"channel": None, "content": f"m{i}", "client_id": f"c{i}"}, format="json"
+        ).status_code
         for i in range(3)
     ]
     assert statuses == [201, 201, 429]
-    refused = client.post("/api/messages", {"content": "more"}, format="json")
+    refused = client.post("/api/messages", {"channel": None, "content": "more"}, format="json")
     assert refused.status_code == 429
     assert set(refused.json()) == {"detail"}
     assert int(refused["Retry-After"]) >= 1
     # An idempotent resend is not counted and is still answered.
-    resend = client.post("/api/messages", {"content": "m0", "client_id": "c0"}, format="json")
+    resend = client.post(
+        "/api/messages", {"channel": None, "content": "m0", "client_id": "c0"}, format="json"
+    )
     assert resend.status_code == 200
     assert Message.objects.count() == 2
 
 
 def test_send_needs_a_token():
-    assert APIClient().post("/api/messages", {"content": "x"}, format="json").status_code == 401
+    assert (
+        APIClient().post("/api/messages", {"channel": None, "content": "x"}, format="json").status_code == 401
+    )
 
 
 # --- GET /api/messages: what is readable ------------------------------------------
