@@ -7,6 +7,9 @@ an ``error`` frame with the same ``code``.
 
 from __future__ import annotations
 
+from django.db import DatabaseError, InterfaceError, OperationalError
+from redis.exceptions import RedisError
+
 
 class ChatError(Exception):
     """A refusal a client can act on: a stable ``code`` and an HTTP status."""
@@ -113,9 +116,6 @@ def as_chat_error(exc: BaseException) -> ChatError | None:
     gateway: an unreachable database or Redis is ``unavailable`` (503), and a
     row the database refuses is a request that could not be stored (400).
     """
-    from django.db import DatabaseError, InterfaceError, OperationalError
-    from redis.exceptions import RedisError
-
     if isinstance(exc, ChatError):
         return exc
     if isinstance(exc, (OperationalError, InterfaceError, RedisError)):

@@ -158,25 +158,22 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             )
         )
 
-    async def on_edit(self, frame: dict[str, Any]) -> None:
-        content = protocol.content_field(frame)
-        result = await db(changes.message_edit)(user=self.user, message_id=frame.get("id"), content=content)
+    async def _change(self, frame: dict[str, Any], change: Callable[..., Any], **fields: Any) -> None:
+        """Apply one change to the frame's message (``changes.*``) and acknowledge it with its ``rev``."""
+        result = await db(change)(user=self.user, message_id=frame.get("id"), **fields)
         await self._ack(result.message, client_id=frame.get("client_id"))
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        await self._change(frame, changes.message_edit, content=protocol.content_field(frame))
 
     async def on_delete(self, frame: dict[str, Any]) -> None:
-        result = await db(changes.message_delete)(user=self.user, message_id=frame.get("id"))
-        await self._ack(result.message, client_id=frame.get("client_id"))
+        await self._change(frame, changes.message_delete)
 
     async def on_react(self, frame: dict[str, Any]) -> None:
-        result = await db(changes.reaction_add)(
-            user=self.user, message_id=frame.get("id"), emoji=frame.get("emoji")
-        )
-        await self._ack(result.message, client_id=frame.get("client_id"))
+        await self._change(frame, changes.reaction_add, emoji=frame.get("emoji"))
 
     async def on_unreact(self, frame: dict[str, Any]) -> None:
-        remove = changes.reaction_remove
-        result = await db(remove)(user=self.user, message_id=frame.get("id"), emoji=frame.get("emoji"))
-        await self._ack(result.message, client_id=frame.get("client_id"))
+        await self._change(frame, changes.reaction_remove, emoji=frame.get("emoji"))
 
     async def on_join(self, frame: dict[str, Any]) -> None:
         name = protocol.channel_field(frame, lobby=False)
@@ -217,15 +214,25 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     async def _sync_stream(self, name: str, after: int) -> None:
         left = settings.CHAT_SYNC_MAX
         while left > 0:
-            reply, after, more = await db(database.sync_page)(
+            page = await db(database.sync_page)(
                 user=self.user, name=name, after=after, limit=min(left, PAGE_MAX)
             )
-            left -= len(reply["messages"])
-            if not reply["messages"]:
+            if not page.messages:
                 return
-            reply["has_more"] = more and left <= 0
-            await self.send_frame(reply)
-            if not more:
+            left -= len(page.messages)
+            after = page.messages[-1]["rev"]
+            # Pages before the cap are followed here; only the cap leaves more for the client to ask.
+            cut_short = page.has_more and left <= 0
+            await self.send_frame(
+                frames.history_frame(
+                    reason="sync",
+                    channel=page.channel,
+                    messages=page.messages,
+                    has_more=cut_short,
+                    with_channel=True,
+                )
+            )
+            if not page.has_more:
                 return
 
     async def on_ping(self, frame: dict[str, Any]) -> None:

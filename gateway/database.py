@@ -98,23 +98,20 @@ def connection_close(*, user_id: UUID, connection_id: str) -> None:
 # --- frames -------------------------------------------------------------------
 
 
-def _history_frame(page: StreamPage, *, reason: str) -> dict[str, Any]:
+def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[str, Any]:
+    page = message_selectors.history_page(user=user, name=name, before=before, limit=limit)
     return frames.history_frame(
-        reason=reason, channel=page.channel, messages=page.messages, has_more=page.has_more, with_channel=True
+        reason="request",
+        channel=page.channel,
+        messages=page.messages,
+        has_more=page.has_more,
+        with_channel=True,
     )
 
 
-def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[str, Any]:
-    page = message_selectors.history_page(user=user, name=name, before=before, limit=limit)
-    return _history_frame(page, reason="request")
-
-
-def sync_page(*, user: User, name: str, after: int, limit: int) -> tuple[dict[str, Any], int, bool]:
-    """One ``history`` frame (reason ``sync``) of one stream ('' the lobby) after position ``after``:
-    the frame, the last position in it, and whether more were missed."""
-    page = message_selectors.sync_page(user=user, name=name or None, after=after, limit=limit)
-    last = page.messages[-1]["rev"] if page.messages else after
-    return _history_frame(page, reason="sync"), last, page.has_more
+def sync_page(*, user: User, name: str, after: int, limit: int) -> StreamPage:
+    """Up to ``limit`` messages of one stream ('' the lobby) changed after position ``after``."""
+    return message_selectors.sync_page(user=user, name=name or None, after=after, limit=limit)
 
 
 def channel_problem(*, user: User, name: str) -> None:

@@ -44,7 +44,14 @@ class ChangeResult:
 
 
 class _Unchanged(Exception):
-    """Raised under the stream's lock when the change turns out to change nothing: rolls back."""
+    """Raised under the stream's lock when the change turns out to change nothing: rolls back.
+
+    Carries the row as read under the lock, which nothing has changed.
+    """
+
+    def __init__(self, message: Message) -> None:
+        super().__init__()
+        self.message = message
 
 
 def clean_emoji(raw: Any) -> str:
@@ -71,15 +78,13 @@ def _change(user: User, message: Message, apply: Callable[[Message], str | None]
             current = Message.objects.select_related("user", "channel").get(id=message.id)
             change = apply(current)
             if change is None:
-                raise _Unchanged
+                raise _Unchanged(current)
             current.rev = rev
             current.save(update_fields=_CHANGED_FIELDS[change])
             announce_on_commit(current, change=change)
-    except _Unchanged:
+    except _Unchanged as unchanged:
         limiter.refund(user.id)
-        return ChangeResult(
-            message=Message.objects.select_related("user", "channel").get(id=message.id), changed=False
-        )
+        return ChangeResult(message=unchanged.message, changed=False)
     except BaseException:
         limiter.refund(user.id)
         raise

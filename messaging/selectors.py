@@ -63,22 +63,24 @@ def _channel_for(*, user: User, name: str | None) -> Channel | None:
     return None if name is None else access_channel(user=user, name=name)
 
 
+def message_id_of(raw: Any) -> uuid.UUID | None:
+    """A message id from client input (a UUID string), or None for anything else; never raises."""
+    try:
+        return uuid.UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
 def access_message(*, user: User, message_id: Any) -> Message:
     """A message ``user`` can read (``channel`` and ``user`` loaded), or MessageNotFound (404).
 
     Not a UUID, no such message and a channel ``user`` cannot read are answered alike.
     """
-    try:
-        message_id = uuid.UUID(message_id) if isinstance(message_id, str) else None
-    except ValueError:
-        message_id = None
-    message = (
-        Message.objects.select_related("user", "channel")
-        .filter(readable_filter(user=user), id=message_id)
-        .first()
-        if message_id is not None
-        else None
-    )
+    message_id = message_id_of(message_id)
+    message = None
+    if message_id is not None:
+        readable = Message.objects.select_related("user", "channel").filter(readable_filter(user=user))
+        message = readable.filter(id=message_id).first()
     if message is None:
         raise MessageNotFound("No such message.")
     return message
@@ -101,10 +103,10 @@ def _readable_streams(*, user: User) -> list[Q]:
 
 
 def _parse_id(raw: str, *, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput("Must be a message id (a UUID).", field=field) from exc
+    message_id = message_id_of(raw)
+    if message_id is None:
+        raise InvalidInput("Must be a message id (a UUID).", field=field)
+    return message_id
 
 
 def message_page(
@@ -234,11 +236,10 @@ def history_page(*, user: User, name: str | None, before: Any, limit: int = PAGE
     channel = _channel_for(user=user, name=name)
     rows = Message.objects.filter(channel=channel)
     if before is not None:
-        try:
-            before_id = uuid.UUID(before) if isinstance(before, str) else None
-        except ValueError:
-            before_id = None
-        anchor = rows.filter(id=before_id).values_list("seq", flat=True).first()
+        before_id = message_id_of(before)
+        anchor = (
+            None if before_id is None else rows.filter(id=before_id).values_list("seq", flat=True).first()
+        )
         if anchor is None:
             raise InvalidInput("before must be the id of a message in this channel.")
         rows = rows.filter(seq__lt=anchor)

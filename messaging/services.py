@@ -24,6 +24,7 @@ from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Mess
 from messaging.payloads import message_payload
 from messaging.positions import positions_take
 from messaging.ratelimit import get_message_rate_limiter
+from messaging.selectors import message_id_of
 from realtime import frames
 from realtime.envelopes import message_envelope
 from realtime.groups import channel_group, channel_stream
@@ -91,10 +92,7 @@ def _reply_target(raw: Any, *, channel: Channel | None) -> UUID | None:
     """The id of the message a new one answers: it must exist in the same channel (deleted is fine)."""
     if raw is None:
         return None
-    try:
-        message_id = UUID(raw) if isinstance(raw, str) else None
-    except ValueError:
-        message_id = None
+    message_id = message_id_of(raw)
     if message_id is None or not Message.objects.filter(id=message_id, channel=channel).exists():
         raise InvalidInput("reply_to must be the id of a message in the same channel.", field="reply_to")
     return message_id
