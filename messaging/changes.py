@@ -57,9 +57,9 @@ class _Unchanged(Exception):
 def clean_emoji(raw: Any) -> str:
     """1 to 32 code points, no white space or control characters (a Unicode emoji or ``:name:``)."""
     if not isinstance(raw, str) or not 1 <= len(raw) <= EMOJI_MAX_CODE_POINTS:
-        raise InvalidEmoji(f"An emoji is 1 to {EMOJI_MAX_CODE_POINTS} characters.", field="emoji")
+        raise InvalidEmoji(f"An emoji is 1 to {EMOJI_MAX_CODE_POINTS} characters.")
     if any(char.isspace() or unicodedata.category(char) in {"Cc", "Cs", "Zl", "Zp"} for char in raw):
-        raise InvalidEmoji("An emoji has no white space or control characters.", field="emoji")
+        raise InvalidEmoji("An emoji has no white space or control characters.")
     return raw
 
 

@@ -65,7 +65,9 @@ class MessageEditInputSerializer(serializers.Serializer):
 class ReactionInputSerializer(serializers.Serializer):
     """Shape only; ``reaction_add`` checks the emoji."""
 
-    emoji = StrictCharField(trim_whitespace=False, help_text="1 to 32 characters: a Unicode emoji or :name:.")
+    emoji = StrictCharField(
+        allow_blank=True, trim_whitespace=False, help_text="1 to 32 characters: a Unicode emoji or :name:."
+    )
 
 
 class ReactionSerializer(serializers.Serializer):

@@ -76,6 +76,7 @@ def test_a_deleted_message_cannot_be_edited_or_reacted_to(alice, general, auth_c
     react = client.post(f"/api/messages/{message.id}/reactions", {"emoji": "👍"}, format="json")
     assert (edit.status_code, react.status_code) == (400, 400)
     assert "deleted" in edit.json()["detail"]
+    assert set(react.json()) == {"detail"}
 
 
 @pytest.mark.parametrize("message_id", ["not-a-uuid", str(uuid.uuid4())])
@@ -187,17 +188,21 @@ def test_at_most_20_distinct_emoji(alice, general, auth_client):
         )
     refused = client.post(f"/api/messages/{message.id}/reactions", {"emoji": ":e20:"}, format="json")
     assert refused.status_code == 400
+    assert set(refused.json()) == {"detail"}
     assert len(client.get(f"/api/messages/{message.id}").json()["reactions"]) == 20
     assert counter(general) == 21
 
 
 @pytest.mark.parametrize("emoji", ["", "two words", "tab\t", "x" * 33, "\x00", 5, None])
 def test_invalid_emoji_are_refused(alice, general, auth_client, emoji):
+    """Strings that break the emoji rules are ``invalid_emoji``: 400 with ``{"detail"}``."""
     message = post(alice, "hi")
     response = auth_client(alice).post(
         f"/api/messages/{message.id}/reactions", {"emoji": emoji}, format="json"
     )
     assert response.status_code == 400
+    if isinstance(emoji, str) and "\x00" not in emoji:
+        assert set(response.json()) == {"detail"}
     assert counter(general) == 1
 
 
