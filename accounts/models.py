@@ -95,3 +95,55 @@ class LoginSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+
+class AuditRecordQuerySet(models.QuerySet):
+    """Audit records are appended, never changed or removed: bulk updates and deletes refuse."""
+
+    def update(self, **kwargs):
+        raise PermissionError("Audit records cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Audit records cannot be deleted.")
+
+
+class AuditRecord(models.Model):
+    """One moderation action, kept for good (``accounts.audit.audit_record`` writes them).
+
+    The actor is kept by id and username rather than by foreign key, so that
+    deleting a user never changes or removes what they did.
+    """
+
+    class Action(models.TextChoices):
+        MESSAGE_DELETED = "message_deleted"
+        CHANNEL_DELETED = "channel_deleted"
+        USER_BANNED = "user_banned"
+        USER_UNBANNED = "user_unbanned"
+        MEMBER_REMOVED = "member_removed"
+        USER_DEACTIVATED = "user_deactivated"
+        USER_REACTIVATED = "user_reactivated"
+        PASSWORD_SET = "password_set"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    actor_id = models.UUIDField(null=True, blank=True)
+    actor = models.CharField(max_length=32, blank=True)  # the username; blank for the system
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target = models.CharField(max_length=200)
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.actor or 'system'} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise PermissionError("Audit records cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit records cannot be deleted.")

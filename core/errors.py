@@ -60,6 +60,12 @@ class InvalidEmoji(InvalidInput):
     code = "invalid_emoji"
 
 
+class KindNotAllowed(InvalidInput):
+    """An action the channel's kind does not allow (joining or banning from a direct channel): 400."""
+
+    code = "not_allowed"
+
+
 class NotAllowed(ChatError):
     code = "not_allowed"
     http_status = 403

@@ -114,3 +114,19 @@ class Mention(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.user_id} in {self.message_id}"
+
+
+class LobbyRead(models.Model):
+    """A user's read position in the lobby (channels keep theirs on the membership).
+
+    Created with the user, at the lobby's position then, so a new user starts
+    with nothing unread; a user without a row has read nothing (0).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="lobby_read"
+    )
+    last_read_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read the lobby to {self.last_read_seq}"
