@@ -2,16 +2,25 @@
 
 Deactivating (4403 on every socket), setting a password (every session ends,
 4401) and changing a status (a presence frame) take the same paths as the API.
+Deactivating, reactivating and setting a password are moderation: the
+services write an audit record naming the staff member, which the audit log
+admin (below) lists read-only.
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
 from accounts import presence, services
-from accounts.models import LoginSession, User
+from accounts.models import AuditRecord, LoginSession, User
+
+# Django builds the password form without the request; the view sets who is
+# acting here for the form's ``save`` (a context variable: per request, thread-safe).
+_password_actor: ContextVar[User | None] = ContextVar("password_actor", default=None)
 
 
 class ChatUserChangeForm(UserChangeForm):
@@ -32,7 +41,9 @@ class ChatAdminPasswordChangeForm(AdminPasswordChangeForm):
     def save(self, commit: bool = True) -> User:
         usable = self.cleaned_data.get("set_usable_password", True)
         services.user_set_password(
-            user=self.user, password=self.cleaned_data["password1"] if usable else None
+            user=self.user,
+            password=self.cleaned_data["password1"] if usable else None,
+            actor=_password_actor.get(),
         )
         return self.user
 
@@ -68,23 +79,74 @@ class UserAdmin(BaseUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
     inlines = [LoginSessionInline]
-    actions = ["deactivate_users"]
+    actions = ["deactivate_users", "reactivate_users"]
 
     @admin.action(description="Deactivate selected users (ends sessions, closes sockets)")
     def deactivate_users(self, request, queryset) -> None:
-        for user in queryset:
-            services.user_deactivate(user=user)
-        self.message_user(request, f"Deactivated {queryset.count()} user(s).", messages.SUCCESS)
+        users = list(queryset)
+        for user in users:
+            services.user_deactivate(user=user, actor=request.user)
+        self.message_user(request, f"Deactivated {len(users)} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Reactivate selected users (they can log in again)")
+    def reactivate_users(self, request, queryset) -> None:
+        users = list(queryset)
+        for user in users:
+            services.user_reactivate(user=user, actor=request.user)
+        self.message_user(request, f"Reactivated {len(users)} user(s).", messages.SUCCESS)
+
+    def user_change_password(self, request, id, form_url=""):
+        """The password page: its form sets the password through ``user_set_password`` as ``request.user``."""
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     def save_model(self, request, obj: User, form, change: bool) -> None:
-        """Unticking "active" and changing the status go through the same services as the API."""
-        deactivating = change and "is_active" in form.changed_data and not obj.is_active
-        new_status = obj.status
+        """The "active" box and the status go through the same services as the API and actions.
+
+        The form's values for both are put back before the row is saved, so
+        the services see the change, make it, announce it and audit it.
+        """
+        active_changed = change and "is_active" in form.changed_data
+        new_active, new_status = obj.is_active, obj.status
         status_changed = change and "status" in form.changed_data
+        if active_changed:
+            obj.is_active = form.initial["is_active"]
         if status_changed:
-            obj.status = form.initial["status"]  # user_set_status makes the change, and announces it
+            obj.status = form.initial["status"]
         super().save_model(request, obj, form, change)
         if status_changed:
             presence.user_set_status(user=obj, status=new_status)
-        if deactivating:
-            services.user_deactivate(user=obj)
+        if active_changed and new_active:
+            services.user_reactivate(user=obj, actor=request.user)
+        elif active_changed:
+            services.user_deactivate(user=obj, actor=request.user)
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    """The moderation audit log, read-only for everyone (superusers too); staff may read it."""
+
+    list_display = ["created_at", "actor", "action", "target", "detail"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["actor", "target", "detail"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    readonly_fields = ["id", "actor_id", "actor", "action", "target", "detail", "created_at"]
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

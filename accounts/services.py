@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit import Action, audit_record
 from accounts.models import LoginSession, User
 from accounts.tokens import InvalidToken, TokenPair, decode_refresh, issue_token_pair
 from core.errors import InvalidInput, NotAuthenticated
@@ -111,11 +112,15 @@ def user_update_profile(
     return user
 
 
-def user_set_password(*, user: User, password: str | None, keep: LoginSession | None = None) -> None:
+def user_set_password(
+    *, user: User, password: str | None, keep: LoginSession | None = None, actor: User | None = None
+) -> None:
     """Set the password (None: make it unusable) and end every session but ``keep``.
 
     Whoever knew the old password is signed out and their sockets close
     (4401): the profile route keeps the caller's own session, the admin none.
+    ``actor`` is the staff member setting it (the admin's password page): that
+    is moderation and leaves an audit record; a user's own change passes none.
     """
     if password is None:
         user.set_unusable_password()
@@ -126,8 +131,23 @@ def user_set_password(*, user: User, password: str | None, keep: LoginSession | 
         others = user.login_sessions.filter(ended_at__isnull=True)
         if keep is not None:
             others = others.exclude(pk=keep.pk)
+        ended = 0
         for other in others:
             _end_session(other, reason=LoginSession.EndReason.PASSWORD_CHANGED)
+            ended += 1
+        if actor is not None:
+            what = "password set" if password is not None else "password login disabled"
+            audit_record(
+                actor=actor,
+                action=Action.PASSWORD_SET,
+                target=user_target(user),
+                detail=f"{what}; {ended} session(s) ended",
+            )
+
+
+def user_target(user: User) -> str:
+    """How audit records name a user."""
+    return f"user {user.username}"
 
 
 # --- sessions ---------------------------------------------------------------
@@ -201,13 +221,36 @@ def _end_session(session: LoginSession, *, reason: str) -> None:
     close_group_on_commit(session_group(session.id), frames.CLOSE_UNAUTHORIZED)
 
 
-def user_deactivate(*, user: User) -> None:
-    """Deactivate an account: end every session and close every socket (4403)."""
+def user_deactivate(*, user: User, actor: User | None = None) -> None:
+    """Deactivate an account: end every session and close every socket (4403).
+
+    ``actor`` is who did it (None: the system); a user who was active leaves
+    an audit record. Deactivating an inactive user records nothing but still
+    closes whatever is left open.
+    """
     with transaction.atomic():
-        if user.is_active:
-            user.is_active = False
-            user.save(update_fields=["is_active"])
+        # One conditional update: of two deactivations at once, only one changes (and records) it.
+        changed = User.objects.filter(pk=user.pk, is_active=True).update(is_active=False) == 1
+        user.is_active = False
         # Registered first, so sockets close with 4403 before the sessions' 4401.
         close_group_on_commit(user_group(user.id), frames.CLOSE_FORBIDDEN)
+        ended = 0
         for session in user.login_sessions.filter(ended_at__isnull=True):
             _end_session(session, reason=LoginSession.EndReason.DEACTIVATED)
+            ended += 1
+        if changed:
+            audit_record(
+                actor=actor,
+                action=Action.USER_DEACTIVATED,
+                target=user_target(user),
+                detail=f"{ended} session(s) ended",
+            )
+
+
+def user_reactivate(*, user: User, actor: User | None = None) -> None:
+    """Let a deactivated account log in again (its old sessions stay ended); audited when it changes."""
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user.pk, is_active=False).update(is_active=True) == 1
+        user.is_active = True
+        if changed:
+            audit_record(actor=actor, action=Action.USER_REACTIVATED, target=user_target(user))

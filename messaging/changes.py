@@ -18,7 +18,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import Action, audit_record
 from accounts.models import User
+from chatrooms.models import Channel
 from core.errors import InvalidEmoji, MessageDeleted, NotAllowed, RateLimited, TooManyReactions
 from messaging.mentions import mentioned_users, mentions_store
 from messaging.models import EMOJI_MAX_CODE_POINTS, Mention, Message, Reaction
@@ -63,15 +65,33 @@ def clean_emoji(raw: Any) -> str:
     return raw
 
 
-def _change(user: User, message: Message, apply: Callable[[Message], str | None]) -> ChangeResult:
+def _change(
+    user: User, message: Message, apply: Callable[[Message], str | None], *, rate_limited: bool = True
+) -> ChangeResult:
     """Run ``apply`` on the current row under a new position; it returns the change, or None for none.
 
-    Precondition: the caller checked access and permission. ``apply`` may raise a ChatError.
+    Precondition: the caller checked access and permission. ``apply`` may raise
+    a ChatError; it runs inside the change's transaction, so whatever else it
+    writes (an audit record) is stored exactly when the change is.
+    ``rate_limited`` False is for the admin, whose bulk deletions must not stop halfway.
     """
+    if not rate_limited:
+        return _change_unlimited(message, apply)
     limiter = get_message_rate_limiter()
     retry_after = limiter.consume(user.id)
     if retry_after is not None:
         raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
+    try:
+        result = _change_unlimited(message, apply)
+    except BaseException:
+        limiter.refund(user.id)
+        raise
+    if not result.changed:
+        limiter.refund(user.id)
+    return result
+
+
+def _change_unlimited(message: Message, apply: Callable[[Message], str | None]) -> ChangeResult:
     try:
         with transaction.atomic():
             rev = positions_take(channel_stream(message.channel_id))
@@ -83,11 +103,7 @@ def _change(user: User, message: Message, apply: Callable[[Message], str | None]
             current.save(update_fields=_CHANGED_FIELDS[change])
             announce_on_commit(current, change=change)
     except _Unchanged as unchanged:
-        limiter.refund(user.id)
         return ChangeResult(message=unchanged.message, changed=False)
-    except BaseException:
-        limiter.refund(user.id)
-        raise
     return ChangeResult(message=current, changed=True)
 
 
@@ -110,17 +126,33 @@ def message_edit(*, user: User, message_id: Any, content: Any) -> ChangeResult:
     return _change(user, message, edit)
 
 
+def may_delete(*, user: User, message: Message) -> bool:
+    """The author, the channel's owner (not in a direct channel: it has none) or staff.
+
+    A direct channel's owner column is null, but the rule says so itself
+    rather than leaning on that: nobody moderates a direct conversation but staff.
+    """
+    if message.user_id == user.id or user.is_staff:
+        return True
+    channel = message.channel
+    return channel is not None and channel.kind != Channel.Kind.DIRECT and channel.owner_id == user.id
+
+
 def message_delete(*, user: User, message_id: Any) -> ChangeResult:
-    """Delete as the author, the channel's owner or staff; others who can read it are refused (403)."""
+    """Delete a message ``user`` can read, if ``may_delete``; other readers are refused (403)."""
     message = access_message(user=user, message_id=message_id)
-    owner = message.channel is not None and message.channel.owner_id == user.id
-    if not (message.user_id == user.id or owner or user.is_staff):
+    if not may_delete(user=user, message=message):
         raise NotAllowed("Only the author, the channel's owner or staff can delete this message.")
     return message_remove(user=user, message=message)
 
 
-def message_remove(*, user: User, message: Message) -> ChangeResult:
-    """Make ``message`` a tombstone, keeping no content, reactions or mentions (the API and the admin)."""
+def message_remove(*, user: User, message: Message, rate_limited: bool = True) -> ChangeResult:
+    """Make ``message`` a tombstone, keeping no content, reactions or mentions (the API and the admin).
+
+    Deleting someone else's message is moderation: it leaves an audit record
+    in the same transaction (only when the message was not already deleted).
+    The admin passes ``rate_limited=False``.
+    """
 
     def remove(current: Message) -> str | None:
         if current.deleted:
@@ -128,9 +160,17 @@ def message_remove(*, user: User, message: Message) -> ChangeResult:
         current.content, current.deleted = "", True
         Reaction.objects.filter(message=current).delete()
         Mention.objects.filter(message=current).delete()
+        if current.user_id != user.id:
+            where = f"channel {current.channel.name}" if current.channel is not None else "the lobby"
+            audit_record(
+                actor=user,
+                action=Action.MESSAGE_DELETED,
+                target=f"message {current.id}",
+                detail=f"by {current.user.username} in {where} (seq {current.seq})",
+            )
         return "deleted"
 
-    return _change(user, message, remove)
+    return _change(user, message, remove, rate_limited=rate_limited)
 
 
 def reaction_add(*, user: User, message_id: Any, emoji: Any) -> ChangeResult:
