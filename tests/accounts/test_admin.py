@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from accounts.models import LoginSession, User
+from accounts.models import AuditRecord, LoginSession, User
 from realtime.groups import LOBBY_GROUP, session_group
 from tests.accounts.helpers import bearer
-from tests.conftest import login_tokens
+from tests.conftest import DEFAULT_PASSWORD, login_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +123,26 @@ def test_deactivate_action_deactivates_and_ends_sessions(staff_client, api, make
     assert api.get("/api/users/me", **bearer(ada_tokens["access"])).status_code == 401
     assert api.get("/api/users/me", **bearer(bob_tokens["access"])).status_code == 401
     assert api.get("/api/users/me", **bearer(cid_tokens["access"])).status_code == 200
+    assert set(AuditRecord.objects.values_list("actor", "action", "target")) == {
+        ("moderator", "user_deactivated", "user ada"),
+        ("moderator", "user_deactivated", "user bob"),
+    }
+
+
+def test_reactivate_action_lets_users_log_in_again(staff_client, api, make_user):
+    ada = make_user("ada")
+    User.objects.filter(pk=ada.pk).update(is_active=False)
+    response = staff_client.post(
+        CHANGELIST, {"action": "reactivate_users", "_selected_action": [str(ada.pk)]}
+    )
+    assert response.status_code == 302
+    ada.refresh_from_db()
+    assert ada.is_active
+    login = api.post("/api/auth/login", {"username": "ada", "password": DEFAULT_PASSWORD}, format="json")
+    assert login.status_code == 200
+    assert list(AuditRecord.objects.values_list("actor", "action", "target")) == [
+        ("moderator", "user_reactivated", "user ada")
+    ]
 
 
 def test_unticking_active_in_the_change_form_ends_sessions(staff_client, api, make_user):
@@ -136,6 +156,13 @@ def test_unticking_active_in_the_change_form_ends_sessions(staff_client, api, ma
     session = LoginSession.objects.get(pk=tokens["session"].pk)
     assert session.end_reason == LoginSession.EndReason.DEACTIVATED
     assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 401
+    record = AuditRecord.objects.get()
+    assert (record.actor, record.action, record.target, record.detail) == (
+        "moderator",
+        "user_deactivated",
+        "user ada",
+        "1 session(s) ended",
+    )
 
 
 def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_user):
@@ -147,6 +174,7 @@ def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_u
     ada.refresh_from_db()
     assert ada.is_active
     assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 200
+    assert not AuditRecord.objects.exists()
 
 
 def test_a_status_edit_in_the_admin_announces_presence(staff_client, make_user, connections, published):
@@ -195,3 +223,29 @@ def test_setting_a_password_in_the_admin_ends_every_session(staff_client, api, m
         assert api.get("/api/users/me", **bearer(tokens["access"])).status_code == 401
     closes = {group for group, event in published.calls if event["kind"] == "close" and event["code"] == 4401}
     assert closes == {session_group(first["session"].id), session_group(second["session"].id)}
+    record = AuditRecord.objects.get()
+    assert (record.actor, record.action, record.target) == ("moderator", "password_set", "user ada")
+    assert password not in record.detail
+
+
+def test_disabling_password_login_in_the_admin_is_audited(staff_client, make_user):
+    ada = make_user("ada")
+    response = staff_client.post(
+        f"{CHANGELIST}{ada.pk}/password/", {"usable_password": "false", "unset-password": "1"}
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    ada.refresh_from_db()
+    assert not ada.has_usable_password()
+    assert AuditRecord.objects.get().detail == "password login disabled; 0 session(s) ended"
+
+
+def test_a_users_own_password_change_is_not_moderation(auth_client, make_user):
+    ada = make_user("ada")
+    client = auth_client(ada)
+    response = client.patch(
+        "/api/users/me",
+        {"password": "Another-long-Pass-7", "current_password": DEFAULT_PASSWORD},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert not AuditRecord.objects.exists()

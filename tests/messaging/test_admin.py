@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from accounts.models import AuditRecord
 from messaging.models import Message
 from messaging.services import message_send
 
@@ -43,6 +44,13 @@ def test_deleting_in_the_admin_leaves_an_announced_tombstone(staff_client, alice
         "deleted",
         str(message.id),
     )
+    record = AuditRecord.objects.get()
+    assert (record.actor, record.action, record.target, record.detail) == (
+        "moderator",
+        "message_deleted",
+        f"message {message.id}",
+        "by alice in the lobby (seq 1)",
+    )
 
 
 def test_the_bulk_delete_action_makes_tombstones(staff_client, alice):
@@ -53,3 +61,20 @@ def test_the_bulk_delete_action_makes_tombstones(staff_client, alice):
     assert response.status_code == 302
     rows = Message.objects.values_list("deleted", "content", "rev")
     assert sorted(rows) == [(True, "", 4), (True, "", 5), (True, "", 6)]
+
+
+def test_bulk_deletion_is_not_stopped_by_the_message_rate_limit(staff_client, alice, settings):
+    """The moderator's own rate limit does not apply in the admin: a cleanup must not stop halfway."""
+    from messaging.ratelimit import reset_message_rate_limiter
+
+    ids = [
+        str(message_send(user=alice, channel_name=None, content=f"spam {n}").message.id) for n in range(25)
+    ]
+    settings.CHAT_MESSAGE_BURST, settings.CHAT_MESSAGE_RATE = 2, 0.001
+    reset_message_rate_limiter()
+    response = staff_client.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+    )
+    assert response.status_code == 302
+    assert Message.objects.filter(deleted=True).count() == 25
+    assert AuditRecord.objects.count() == 25
