@@ -95,6 +95,11 @@ class UserAdmin(BaseUserAdmin):
             services.user_reactivate(user=user, actor=request.user)
         self.message_user(request, f"Reactivated {len(users)} user(s).", messages.SUCCESS)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a user would take their messages with it, unannounced and
+        # outside every service; moderators deactivate instead.
+        return False
+
     def user_change_password(self, request, id, form_url=""):
         """The password page: its form sets the password through ``user_set_password`` as ``request.user``."""
         token = _password_actor.set(request.user)

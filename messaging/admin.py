@@ -35,6 +35,11 @@ class MessageAdmin(admin.ModelAdmin):
         # Messages are written by users through message_send, never invented here.
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # View only: a "Save" here would write back the row as it was read,
+        # undoing an edit or a deletion committed in between.
+        return False
+
     def delete_model(self, request, obj: Message) -> None:
         message_remove(user=request.user, message=obj, rate_limited=False)
 

@@ -249,3 +249,13 @@ def test_a_users_own_password_change_is_not_moderation(auth_client, make_user):
     )
     assert response.status_code == 200
     assert not AuditRecord.objects.exists()
+
+
+def test_users_cannot_be_deleted_in_the_admin(staff_client, make_user):
+    """Deleting would take a user's messages away unannounced; moderators deactivate instead."""
+    ada = make_user("ada")
+    assert staff_client.get(f"{CHANGELIST}{ada.pk}/delete/").status_code == 403
+    assert staff_client.post(f"{CHANGELIST}{ada.pk}/delete/", {"post": "yes"}).status_code == 403
+    actions = staff_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert "delete_selected" not in {name for name, _ in actions}
+    assert User.objects.filter(pk=ada.pk).exists()

@@ -78,3 +78,10 @@ def test_bulk_deletion_is_not_stopped_by_the_message_rate_limit(staff_client, al
     assert response.status_code == 302
     assert Message.objects.filter(deleted=True).count() == 25
     assert AuditRecord.objects.count() == 25
+
+
+def test_the_change_page_cannot_save(staff_client, alice):
+    """View only: a save would write back the row as read, undoing a change committed meanwhile."""
+    message = message_send(user=alice, channel_name=None, content="as it was").message
+    response = staff_client.post(f"{CHANGELIST}{message.id}/change/", {})
+    assert response.status_code == 403
