@@ -72,12 +72,18 @@ async def test_admin_moderation_reaches_real_sockets(live_server_proc):
     )
     assert login.status_code == 302, login.text[-500:]
 
+    # In a channel of its own: the lobby is shared with other tests on this server.
+    channel = f"mod-{ada['username']}"
+    created = requests.post(f"{base}/api/channels/", json={"name": channel}, headers=bearer(ada), timeout=10)
+    assert created.status_code == 201, created.text
+    joined = requests.post(f"{base}/api/channels/{channel}/join", headers=bearer(bob), timeout=10)
+    assert joined.status_code == 200, joined.text
     watcher = await Socket.open(live_server_proc.ws_base, bob)
     doomed = await Socket.open(live_server_proc.ws_base, ada)
     try:
         posted = requests.post(
             f"{base}/api/messages",
-            json={"channel": None, "content": "rude words"},
+            json={"channel": channel, "content": "rude words"},
             headers=bearer(ada),
             timeout=10,
         )
