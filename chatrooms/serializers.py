@@ -38,3 +38,19 @@ class ChannelDetailSerializer(ChannelSerializer):
     """A channel with its members' usernames, sorted ignoring case."""
 
     members = serializers.ListField(child=serializers.CharField(), source="member_names", read_only=True)
+
+
+class MyChannelSerializer(ChannelSerializer):
+    """A channel of the caller's, with their read state in it (``read_state`` set by the view)."""
+
+    last_read_seq = serializers.IntegerField(source="read_state.last_read_seq", read_only=True)
+    unread = serializers.IntegerField(
+        source="read_state.unread",
+        read_only=True,
+        help_text="Messages above last_read_seq by others, not deleted.",
+    )
+    mentions = serializers.IntegerField(
+        source="read_state.mentions",
+        read_only=True,
+        help_text="Those unread messages that mention the caller.",
+    )

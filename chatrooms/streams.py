@@ -3,13 +3,17 @@
 Positions and messages belong to ``messaging``, which sits above this app in
 the layers (it imports chatrooms, never the reverse). Yet creating a channel
 starts its stream, a join reads the stream's last position inside its own
-transaction, and removing a channel removes its stream; so ``messaging``
-provides these steps when Django starts (``MessagingConfig.ready``).
+transaction, removing a channel removes its stream, and ``GET
+/api/channels/me`` shows read counts; so ``messaging`` provides these steps
+when Django starts (``MessagingConfig.ready``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
+from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,6 +27,20 @@ class ChannelStreams(Protocol):
 
     def stream_removed(self, stream: str) -> None:
         """Delete the stream's messages and position counter, in the caller's transaction."""
+
+    def read_counts(self, *, user_id: UUID, channel_ids: list[UUID]) -> dict[UUID, dict[str, int]]:
+        """``{channel id: {"last_read_seq", "unread", "mentions"}}`` for those of ``channel_ids``
+        the user is a member of, in one query."""
+
+
+@dataclass(frozen=True)
+class StreamSteps:
+    """The steps as plain functions, the shape ``messaging`` hands over."""
+
+    stream_created: Callable[[str], None]
+    last_position: Callable[[str], int]
+    stream_removed: Callable[[str], None]
+    read_counts: Callable[..., dict[UUID, dict[str, int]]]
 
 
 _provider: ChannelStreams | None = None

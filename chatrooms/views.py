@@ -9,8 +9,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chatrooms import selectors, services
-from chatrooms.serializers import ChannelCreateInputSerializer, ChannelDetailSerializer, ChannelSerializer
+from chatrooms.serializers import (
+    ChannelCreateInputSerializer,
+    ChannelDetailSerializer,
+    ChannelSerializer,
+    MyChannelSerializer,
+)
+from chatrooms.streams import channel_streams
 from core.openapi import errors
+
+NOTHING_READ = {"last_read_seq": 0, "unread": 0, "mentions": 0}  # a membership gone meanwhile
 
 
 def channel_data(channel) -> dict:
@@ -61,12 +69,17 @@ class ChannelViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        responses={200: ChannelSerializer(many=True), **errors(400, 401)},
-        summary="Channels the caller is a member of",
+        responses={200: MyChannelSerializer(many=True), **errors(400, 401)},
+        summary="Channels the caller is a member of, with their read position and unread counts",
     )
     @action(detail=False, methods=["get"])
     def me(self, request: Request) -> Response:
-        return self._page(selectors.channel_list_for_user(user=request.user))
+        page = self.paginate_queryset(selectors.channel_list_for_user(user=request.user))
+        # One query for the page's counts, through the port (messaging owns messages).
+        counts = channel_streams().read_counts(user_id=request.user.id, channel_ids=[c.id for c in page])
+        for channel in page:
+            channel.read_state = counts.get(channel.id, NOTHING_READ)
+        return self.get_paginated_response(MyChannelSerializer(page, many=True).data)
 
     @extend_schema(
         request=None,

@@ -235,6 +235,10 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             if not page.has_more:
                 return
 
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        name = protocol.channel_field(frame, lobby=True)
+        await db(database.read)(user=self.user, name=name, seq=frame.get("seq"))
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame(frames.PONG_FRAME)
 
@@ -249,6 +253,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         "typing": on_typing,
         "history": on_history,
         "sync": on_sync,
+        "read": on_read,
         "ping": on_ping,
     }
 

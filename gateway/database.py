@@ -20,6 +20,7 @@ from accounts.models import LoginSession, User
 from accounts.selectors import sessions_revoked
 from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
 from chatrooms import selectors as channel_selectors
+from messaging import reads
 from messaging import selectors as message_selectors
 from messaging.positions import last_positions
 from messaging.selectors import StreamPage
@@ -77,13 +78,27 @@ def initial_state(*, user: User, streams: dict[str, str | None]) -> InitialState
     """``ready`` and the connect ``history``; call only once subscribed to ``streams``."""
     # Positions first, history second: a message committed between the two
     # reads is then delivered live (its seq is above), never lost between them.
-    last_seqs = last_positions(list(streams))
+    # The positions come with the read counts, in one statement: the counts
+    # cover exactly the messages up to each ``last_seq``, and whatever comes
+    # after arrives live.
+    states = {
+        channel_stream(channel_id): state for channel_id, state in reads.read_states(user_id=user.id).items()
+    }
+    last_seqs = {stream: states[stream].last_seq for stream in streams if stream in states}
+    if len(last_seqs) < len(streams):  # left since subscribing: its unsubscribe is on its way
+        last_seqs.update(last_positions([stream for stream in streams if stream not in states]))
     recent = message_selectors.connect_history(last_seqs=last_seqs)
     names = sorted((name for name in streams.values() if name is not None), key=str.lower)
+    unread = {
+        name or "": {"last_seq": state.last_seq, **state.counts()}
+        for stream, name in streams.items()
+        if (state := states.get(stream)) is not None
+    }
     ready = frames.ready_frame(
         user=presence.user_payload(user, connected=True, own=True),
         channels=names,
         online=presence.online_usernames(),
+        unread=unread,
     )
     history = frames.history_frame(
         reason="connect", messages=recent.messages, has_more=recent.has_more, with_channel=False
@@ -112,6 +127,11 @@ def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[st
 def sync_page(*, user: User, name: str, after: int, limit: int) -> StreamPage:
     """Up to ``limit`` messages of one stream ('' the lobby) changed after position ``after``."""
     return message_selectors.sync_page(user=user, name=name or None, after=after, limit=limit)
+
+
+def read(*, user: User, name: str | None, seq: Any) -> None:
+    """Move the user's read position; the ``read`` frame to all their sockets is the only answer."""
+    reads.read_mark(user=user, channel_name=name, seq=seq)
 
 
 def channel_problem(*, user: User, name: str) -> None:

@@ -34,8 +34,8 @@ from django.utils import timezone
 from accounts.models import LoginSession, User
 from accounts.tokens import issue_token_pair
 from chatrooms.models import Channel, Membership
-from messaging.models import Message
-from messaging.positions import positions_take
+from messaging.models import LobbyRead, Message
+from messaging.positions import last_position, positions_take
 from realtime.groups import LOBBY_STREAM, channel_stream
 
 # Letters, digits, ``_`` and ``-``: valid at the start of both a username and
@@ -173,8 +173,14 @@ def _ensure_users(
             )
             for name in missing
         ]
+        # bulk_create sends no post_save: start each lobby read position here,
+        # at the lobby's position now, as for every other new user.
+        lobby_seq = last_position(LOBBY_STREAM)
         for batch in chunks(new_users, batch_size):
             User.objects.bulk_create(batch, batch_size=batch_size)
+            LobbyRead.objects.bulk_create(
+                [LobbyRead(user=user, last_read_seq=lobby_seq) for user in batch], ignore_conflicts=True
+            )
             progress.advance("users", len(batch))
         existing.update((user.username.lower(), user) for user in new_users)
     return [existing[name.lower()] for name in names], len(missing)

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
@@ -174,38 +175,87 @@ _recent_cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
 _recent_cache_lock = threading.Lock()
 
 
-def _streams_recent(last_seqs: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
-    """Each stream's newest payloads up to its given position, newest first.
+def _recent_rows(stream: str, last_seq: int, limit: int) -> QuerySet[Message]:
+    """One stream's newest ``limit`` rows up to position ``last_seq``: a (channel, seq) index scan."""
+    return (
+        _stream_messages(stream)
+        .filter(seq__lte=last_seq)
+        .order_by("-seq")
+        .values_list(*MESSAGE_COLUMNS)[:limit]
+    )
 
-    Streams whose cached page is still current are served from the cache; the
-    rest are read with one index scan each, and their reactions and mentions
-    with one query each for all of them together.
+
+def _millisecond_sql(column: str) -> str:
+    """SQL for a timestamp cut to the millisecond, as payloads show it (SQLite stores text)."""
+    if connection.vendor == "postgresql":
+        return f"date_trunc('milliseconds', {column})"
+    return f"substr({column}, 1, 23)"
+
+
+def _newest_across(last_seqs: dict[str, int], limit: int) -> list[tuple]:
+    """The newest ``limit`` rows across several streams, each up to its given position: ONE query.
+
+    Each stream is one ``ORDER BY seq DESC LIMIT`` index scan; a UNION ALL of
+    them, each wrapped in its own ``SELECT * FROM (…)`` (SQLite refuses ORDER
+    BY and LIMIT directly in a compound's parts), is ordered as
+    ``connect_history`` orders payloads: by time to the millisecond, then seq.
+    """
+    parts: list[str] = []
+    params: list[Any] = []
+    compiler = None
+    for n, (stream, last_seq) in enumerate(last_seqs.items()):
+        compiler = _recent_rows(stream, last_seq, limit).query.get_compiler(connection=connection)
+        sql, part_params = compiler.as_sql()
+        parts.append(f"SELECT * FROM ({sql}) AS s{n}")  # noqa: S608
+        params.extend(part_params)
+    if compiler is None:
+        return []
+    created_at = _millisecond_sql("u.created_at")
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS u"  # noqa: S608
+        f" ORDER BY {created_at} DESC, u.seq DESC LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        rows = cursor.fetchall()
+    # Every part selects the same columns: the ORM's own converters (ids,
+    # times, booleans per database) apply to the merged rows alike.
+    return list(compiler.results_iter(results=[rows], tuple_expected=True))
+
+
+def _streams_recent(last_seqs: dict[str, int]) -> list[list[tuple | dict[str, Any]]]:
+    """Candidate payloads for the connect history, newest first per group.
+
+    The lobby, which every connection reads, is served from its cached page
+    while still current (else read with one index scan and cached); every
+    other stream is read in ONE query (``_newest_across``), so a connect costs
+    the same number of queries in 2 channels as in 200. Their reactions and
+    mentions come with one query each for all of them together.
     """
     now = time.monotonic()
-    recent: dict[str, list[dict[str, Any]]] = {}
-    with _recent_cache_lock:
-        for stream, last_seq in last_seqs.items():
-            cached = _recent_cache.get(stream)
-            if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
-                recent[stream] = cached[2]
-    missing = [stream for stream in last_seqs if stream not in recent]
-    rows = {
-        stream: list(
-            _stream_messages(stream)
-            .filter(seq__lte=last_seqs[stream])
-            .order_by("-seq")
-            .values_list(*MESSAGE_COLUMNS)[: PAGE_DEFAULT + 1]
-        )
-        for stream in missing
-    }
-    payloads = iter(row_payloads([row for stream in missing for row in rows[stream]]))
-    with _recent_cache_lock:
-        if len(_recent_cache) + len(missing) > RECENT_CACHE_STREAMS:
-            _recent_cache.clear()
-        for stream in missing:
-            recent[stream] = [next(payloads) for _ in rows[stream]]
-            _recent_cache[stream] = (last_seqs[stream], now, recent[stream])
-    return recent
+    limit = PAGE_DEFAULT + 1
+    groups: list[list[dict[str, Any]]] = []
+    lobby_rows: list[tuple] | None = None
+    if LOBBY_STREAM in last_seqs:
+        lobby_seq = last_seqs[LOBBY_STREAM]
+        with _recent_cache_lock:
+            cached = _recent_cache.get(LOBBY_STREAM)
+        if cached is not None and cached[0] == lobby_seq and now - cached[1] < RECENT_CACHE_SECONDS:
+            groups.append(cached[2])
+        else:
+            lobby_rows = list(_recent_rows(LOBBY_STREAM, lobby_seq, limit))
+    others = {stream: seq for stream, seq in last_seqs.items() if stream != LOBBY_STREAM}
+    other_rows = _newest_across(others, limit) if others else []
+    payloads = row_payloads([*(lobby_rows or []), *other_rows])
+    if lobby_rows is not None:
+        lobby = payloads[: len(lobby_rows)]
+        with _recent_cache_lock:
+            if len(_recent_cache) >= RECENT_CACHE_STREAMS:
+                _recent_cache.clear()
+            _recent_cache[LOBBY_STREAM] = (last_seqs[LOBBY_STREAM], now, lobby)
+        groups.append(lobby)
+    groups.append(payloads[len(lobby_rows or []) :])
+    return groups
 
 
 def reset_recent_cache() -> None:
@@ -220,9 +270,7 @@ def connect_history(*, last_seqs: dict[str, int], limit: int = PAGE_DEFAULT) -> 
     Timestamps have one fixed width, so their strings sort in time order; within
     one stream, seq breaks ties between messages of the same millisecond.
     """
-    candidates = [
-        payload for payloads in _streams_recent(last_seqs).values() for payload in payloads[: limit + 1]
-    ]
+    candidates = [payload for payloads in _streams_recent(last_seqs) for payload in payloads[: limit + 1]]
     candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
     return StreamPage(channel=None, messages=candidates[:limit][::-1], has_more=len(candidates) > limit)
 

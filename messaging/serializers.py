@@ -25,6 +25,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """An integer field that refuses strings, floats and booleans instead of converting them."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MessageCreateInputSerializer(serializers.Serializer):
     """Shape only; ``message_send`` trims and measures the content and checks the channel."""
 
@@ -106,3 +115,28 @@ class MessagePageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True, read_only=True)
     next = serializers.URLField(read_only=True, allow_null=True)
     previous = serializers.URLField(read_only=True, allow_null=True)
+
+
+class ReadInputSerializer(serializers.Serializer):
+    """Shape only; ``read_mark`` clamps the position and checks the channel."""
+
+    channel = StrictCharField(
+        allow_null=True,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="A channel name, or null for the lobby.",
+    )
+    seq = StrictIntegerField(
+        min_value=0, help_text="The highest position read; above the channel's last it is taken as the last."
+    )
+
+
+class ReadStateSerializer(serializers.Serializer):
+    """A read position and what lies unread above it."""
+
+    channel = serializers.CharField(read_only=True, allow_null=True, help_text="Null for the lobby.")
+    last_read_seq = serializers.IntegerField(read_only=True)
+    unread = serializers.IntegerField(
+        read_only=True, help_text="Messages above last_read_seq, not deleted, written by others."
+    )
+    mentions = serializers.IntegerField(read_only=True, help_text="Those unread messages that mention you.")

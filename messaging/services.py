@@ -24,6 +24,7 @@ from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Mess
 from messaging.payloads import message_payload
 from messaging.positions import positions_take
 from messaging.ratelimit import get_message_rate_limiter
+from messaging.reads import Posted, sender_reads_move
 from messaging.selectors import message_id_of
 from realtime import frames
 from realtime.envelopes import message_envelope
@@ -37,6 +38,7 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 class SendResult:
     message: Message
     created: bool  # False: an idempotent resend, answered with the first message
+    mentioned: frozenset[UUID] = frozenset()  # ids of the users a new message mentions
 
 
 class _AlreadySent(Exception):
@@ -103,10 +105,23 @@ def message_send(
 ) -> SendResult:
     """Store a message and schedule its delivery, or return the first one with this client_id.
 
-    Raises ChatError subclasses with the contract's codes: ``content_empty``,
+    A batch of one (``message_send_batch``), so REST and the WebSocket share
+    every step, the sender's read position included. Raises ChatError
+    subclasses with the contract's codes: ``content_empty``,
     ``content_too_long``, ``invalid_message``, ``channel_not_found``,
     ``not_a_member``, ``rate_limited``.
     """
+    request = SendRequest(user, channel_name, content, client_id, reply_to)
+    outcome = message_send_batch(requests=[request])[0]
+    if isinstance(outcome, ChatError):
+        raise outcome
+    return outcome
+
+
+def _message_send(
+    *, user: User, channel_name: str | None, content: Any, client_id: Any = None, reply_to: Any = None
+) -> SendResult:
+    """Check one message, then store it (``_message_store``) or answer a resend."""
     text = clean_content(content)
     client_id = clean_client_id(client_id)
     channel = None if channel_name is None else access_channel(user=user, name=channel_name)
@@ -119,7 +134,7 @@ def message_send(
             return _resent(first)
         raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
     try:
-        message = _message_store(
+        message, mentioned = _message_store(
             user=user, channel=channel, content=text, client_id=client_id, reply_to=reply_to
         )
     except _AlreadySent as already:
@@ -128,7 +143,7 @@ def message_send(
     except BaseException:
         limiter.refund(user.id)
         raise
-    return SendResult(message=message, created=True)
+    return SendResult(message=message, created=True, mentioned=mentioned)
 
 
 @dataclass(frozen=True)
@@ -147,14 +162,15 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
     one commit for every message waiting, instead of one each. Each message
     still takes its seq under its own savepoint, so a refused or failed one
     leaves the others; all become visible together at the commit, and are
-    announced after it.
+    announced after it. Each sender's read position moves to their last new
+    message in each stream, once per (sender, stream), in the same commit.
     """
     outcomes: list[SendResult | ChatError] = []
     with transaction.atomic():
         for request in requests:
             try:
                 outcomes.append(
-                    message_send(
+                    _message_send(
                         user=request.user,
                         channel_name=request.channel_name,
                         content=request.content,
@@ -164,12 +180,26 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
                 )
             except ChatError as error:
                 outcomes.append(error)
+        posted = [_posted(out) for out in outcomes if isinstance(out, SendResult) and out.created]
+        if posted:
+            sender_reads_move(posted)
     return outcomes
+
+
+def _posted(result: SendResult) -> Posted:
+    message = result.message
+    return Posted(
+        user_id=message.user_id,
+        channel_id=message.channel_id,
+        channel=message.channel.name if message.channel_id else None,
+        seq=message.seq,
+        mentioned=result.mentioned,
+    )
 
 
 def _message_store(
     *, user: User, channel: Channel | None, content: str, client_id: str | None, reply_to: UUID | None
-) -> Message:
+) -> tuple[Message, frozenset[UUID]]:
     """Number, store and announce one validated message.
 
     The seq lock is taken first, then the client_id is looked up under it, so
@@ -193,7 +223,7 @@ def _message_store(
         )
         users = mentioned_users(content, channel_id=message.channel_id)
         announce_on_commit(message, mentions=mentions_store(message, users, replace=False))
-    return message
+    return message, frozenset(user.id for user in users)
 
 
 def announce_on_commit(

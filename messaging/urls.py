@@ -1,5 +1,6 @@
-"""REST routes of messaging: ``/api/messages`` and ``/api/messages/me``, slash optional."""
+"""REST routes of messaging: ``/api/messages`` and ``/api/messages/me``, ``/api/read``; slash optional."""
 
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from messaging import views
@@ -8,4 +9,4 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("messages", views.MessageViewSet, basename="message")
 
-urlpatterns = [*router.urls]
+urlpatterns = [*router.urls, re_path(r"^read/?$", views.ReadView.as_view(), name="read")]

@@ -9,12 +9,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
+from rest_framework.views import APIView
 
 from core.openapi import errors
 from core.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
 from messaging import changes, selectors
 from messaging.changes import ChangeResult
 from messaging.payloads import message_payload, model_payloads
+from messaging.reads import read_mark
 from messaging.search import message_search
 from messaging.serializers import (
     MessageCreateInputSerializer,
@@ -22,6 +24,8 @@ from messaging.serializers import (
     MessagePageSerializer,
     MessageSerializer,
     ReactionInputSerializer,
+    ReadInputSerializer,
+    ReadStateSerializer,
 )
 from messaging.services import message_send
 
@@ -207,3 +211,19 @@ class MessageViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["delete"], url_path=r"reactions/(?P<emoji>[^/]+)")
     def unreact(self, request: Request, pk: str, emoji: str) -> Response:
         return _changed(changes.reaction_remove(user=request.user, message_id=pk, emoji=emoji))
+
+
+class ReadView(APIView):
+    """``POST /api/read``: move the caller's read position in a channel or the lobby."""
+
+    @extend_schema(
+        request=ReadInputSerializer,
+        responses={200: ReadStateSerializer, **errors(400, 401, 403, 404)},
+        summary="Mark a channel (null: the lobby) read up to seq; never moves back",
+    )
+    def post(self, request: Request) -> Response:
+        data = ReadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        result = read_mark(user=request.user, channel_name=fields["channel"], seq=fields["seq"])
+        return Response({"channel": result.channel, **result.state.counts()})

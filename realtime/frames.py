@@ -28,8 +28,10 @@ def encode(frame: dict[str, Any]) -> str:
 # --- server to client -------------------------------------------------------
 
 
-def ready_frame(*, user: dict, channels: list[str], online: list[str]) -> dict:
-    return {"type": "ready", "user": user, "channels": channels, "online": online}
+def ready_frame(*, user: dict, channels: list[str], online: list[str], unread: dict[str, dict]) -> dict:
+    """``unread``: per subscribed channel name (``""`` the lobby) ``last_read_seq``, ``last_seq``,
+    ``unread`` and ``mentions``."""
+    return {"type": "ready", "user": user, "channels": channels, "online": online, "unread": unread}
 
 
 def history_frame(
@@ -63,6 +65,17 @@ def presence_frame(user_view: dict) -> dict:
         "status": user_view["status"],
         "is_online": user_view["is_online"],
         "last_seen": user_view["last_seen"],
+    }
+
+
+def read_frame(*, channel: str | None, last_read_seq: int, unread: int, mentions: int) -> dict:
+    """A user's read position moved (to all their connections); ``channel`` None is the lobby."""
+    return {
+        "type": "read",
+        "channel": channel,
+        "last_read_seq": last_read_seq,
+        "unread": unread,
+        "mentions": mentions,
     }
 
 

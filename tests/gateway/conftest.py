@@ -26,6 +26,12 @@ def fresh_layer_and_presence():
     realtime.presence_store._store = None
 
 
+# Frames other tests skip while waiting for theirs: presence and typing come
+# from other users, ``read`` from the user's own posts (tests of read state
+# wait for them by name).
+NOISE = frozenset({"presence", "typing", "read"})
+
+
 class Client:
     """A connected socket with helpers to read frames by type."""
 
@@ -46,22 +52,23 @@ class Client:
         return orjson.loads(output["text"])
 
     async def recv_type(self, kind: str, timeout: float = 3.0) -> dict[str, Any]:
-        """The next frame of ``kind``, skipping presence noise."""
+        """The next frame of ``kind``, skipping presence noise (and ``read`` frames, which a
+        sender's own posts cause, unless ``kind`` is ``read``)."""
         while True:
             frame = await self.recv(timeout)
             if frame["type"] == kind:
                 return frame
-            if frame["type"] not in {"presence", "typing"}:
+            if frame["type"] not in NOISE:
                 raise AssertionError(f"expected {kind}, got {frame}")
 
     async def collect(self, *kinds: str, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
-        """One frame of each of ``kinds``, in whatever order they come (presence skipped)."""
+        """One frame of each of ``kinds``, in whatever order they come (``NOISE`` skipped)."""
         found: dict[str, dict[str, Any]] = {}
         while len(found) < len(kinds):
             frame = await self.recv(timeout)
             if frame["type"] in kinds and frame["type"] not in found:
                 found[frame["type"]] = frame
-            elif frame["type"] not in {"presence", "typing"}:
+            elif frame["type"] not in NOISE:
                 raise AssertionError(f"expected {kinds}, got {frame}")
         return found
 

@@ -8,9 +8,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chatrooms import services as channel_services
+from chatrooms.models import Membership
 from core.errors import ContentEmpty, NotAMember
 from messaging import services, writer
-from messaging.models import Message, StreamSequence
+from messaging.models import LobbyRead, Message, StreamSequence
 from messaging.services import SendRequest, SendResult, message_send_batch
 
 
@@ -41,8 +42,11 @@ def test_batch_keeps_each_outcome_and_seqs_gapless(make_user, django_capture_on_
     assert outcomes[3].message.seq == 1
     assert StreamSequence.objects.get(stream="").last_seq == 2
     assert Message.objects.count() == 3
-    # One announcement per new message and one for the resend, all run at the batch's commit.
-    assert len(callbacks) == 4
+    # One announcement per new message and one for the resend, then one read
+    # move per (sender, stream): alice in the lobby (to seq 2) and in ops.
+    assert len(callbacks) == 6
+    assert LobbyRead.objects.get(user=alice).last_read_seq == 2
+    assert Membership.objects.get(user=alice, channel__name="ops").last_read_seq == 1
 
 
 @pytest.mark.django_db(transaction=True)

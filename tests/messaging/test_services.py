@@ -21,8 +21,8 @@ from messaging.models import Message, StreamSequence
 from messaging.payloads import message_payload
 from messaging.ratelimit import reset_message_rate_limiter
 from realtime import frames
-from realtime.envelopes import KIND_MESSAGE
-from realtime.groups import LOBBY_GROUP, channel_group
+from realtime.envelopes import KIND_FRAME, KIND_MESSAGE
+from realtime.groups import LOBBY_GROUP, channel_group, user_group
 from tests.conftest import envelope
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +58,12 @@ def test_send_publishes_one_message_envelope_after_commit(
         callback()
     message = result.message
     frame = frames.encode({"type": "message", "message": message_payload(message)})
+    read = frames.encode(
+        {"type": "read", "channel": "General", "last_read_seq": 1, "unread": 0, "mentions": 0}
+    )
     assert published == [
-        (channel_group(channel.id), envelope(KIND_MESSAGE, stream=channel.id.hex, seq=1, frame=frame))
+        (channel_group(channel.id), envelope(KIND_MESSAGE, stream=channel.id.hex, seq=1, frame=frame)),
+        (user_group(alice.id), envelope(KIND_FRAME, frame=read)),  # the sender's read position moved
     ]
     assert message_payload(message)["channel"] == "General"
 
@@ -68,7 +72,10 @@ def test_lobby_message_goes_to_the_lobby_group(make_user, published, django_capt
     alice = make_user()
     with django_capture_on_commit_callbacks(execute=True):
         services.message_send(user=alice, channel_name=None, content="hi")
-    assert [(group, event["stream"], event["seq"]) for group, event in published] == [(LOBBY_GROUP, "", 1)]
+    messages = [
+        (group, event["stream"], event["seq"]) for group, event in published if event["kind"] == "message"
+    ]
+    assert messages == [(LOBBY_GROUP, "", 1)]
 
 
 def test_resend_returns_first_and_announces_it_again(
@@ -82,7 +89,10 @@ def test_resend_returns_first_and_announces_it_again(
         again = services.message_send(user=alice, channel_name=None, content="b", client_id="k")
     assert first.created and not again.created
     assert again.message.id == first.message.id
-    assert len(published) == 2 and published[0] == published[1]  # the same envelope: same seq and frame
+    # The same envelope: same seq and frame; the first send also moved alice's
+    # read position, the resend moves nothing.
+    assert len(published) == 3 and published[0] == published[2]
+    assert published[1][0] == user_group(alice.id)
     assert Message.objects.count() == 1
 
 
