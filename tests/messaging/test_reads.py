@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from chatrooms import services as channel_services
-from chatrooms.models import Membership
+from chatrooms.models import Channel, Membership
 from messaging import changes, reads
-from messaging.models import LobbyRead
+from messaging.models import LobbyRead, Message
+from messaging.positions import positions_take
 from messaging.services import message_send
 from realtime import frames
 from realtime.envelopes import KIND_FRAME
-from realtime.groups import user_group
+from realtime.groups import channel_stream, user_group
 from tests.conftest import envelope
 
 pytestmark = pytest.mark.django_db
@@ -167,16 +168,31 @@ def test_channels_me_counts_take_one_query_for_the_page(alice, bob, auth_client)
 def _plan(sql: str, params: list) -> str:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test tables: ask what it can use
             cursor.execute(f"EXPLAIN {sql}", params)
         else:
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         return "\n".join(str(row) for row in cursor.fetchall())
 
 
+def _fill(stream_channel, author, count: int) -> None:
+    """``count`` messages in one stream, written in bulk (positions taken as one block)."""
+    with transaction.atomic():
+        last = positions_take(channel_stream(stream_channel.id if stream_channel else None), count)
+        Message.objects.bulk_create(
+            Message(seq=seq, rev=seq, channel=stream_channel, user=author, content=f"m{seq}")
+            for seq in range(last - count + 1, last + 1)
+        )
+
+
 def test_the_counts_query_walks_the_channel_seq_index(alice, bob, ops):
-    post(bob, "ops", "one")
-    post(bob, None, "two")
+    channel = Channel.objects.get(name="Ops")
+    _fill(channel, bob, 500)
+    _fill(None, bob, 500)
+    Membership.objects.filter(user=alice).update(last_read_seq=490)
+    LobbyRead.objects.filter(user=alice).update(last_read_seq=490)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     captured: list[tuple[str, list]] = []
 
     def keep(execute, sql, params, many, context):
@@ -184,10 +200,12 @@ def test_the_counts_query_walks_the_channel_seq_index(alice, bob, ops):
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(keep):
-        reads.read_states(user_id=alice.id)
+        states = reads.read_states(user_id=alice.id)
     assert len(captured) == 1  # every channel and the lobby in one statement
+    assert (states[channel.id].unread, states[None].unread) == (10, 10)
     plan = _plan(*captured[0])
-    # A channel's rows and the lobby's are both found through an index starting with (channel, seq).
+    # A channel's unread rows and the lobby's are both found through an index on (channel, seq).
     assert "messaging_by_stream_seq" in plan or "messaging_channel_seq" in plan, plan
     assert "messaging_lobby_seq" in plan or plan.count("messaging_by_stream_seq") >= 2, plan
+    assert "messaging_by_stream_rev" not in plan, plan
     print(plan)
