@@ -186,10 +186,14 @@ def _recent_rows(stream: str, last_seq: int, limit: int) -> QuerySet[Message]:
 
 
 def _millisecond_sql(column: str) -> str:
-    """SQL for a timestamp cut to the millisecond, as payloads show it (SQLite stores text)."""
+    """SQL for a timestamp cut to the millisecond, as payloads show it.
+
+    SQLite stores text, without the fraction when it is zero: ``.000`` is
+    appended so that such a time sorts with the rest of its millisecond.
+    """
     if connection.vendor == "postgresql":
         return f"date_trunc('milliseconds', {column})"
-    return f"substr({column}, 1, 23)"
+    return f"substr({column} || '.000', 1, 23)"
 
 
 def _newest_across(last_seqs: dict[str, int], limit: int) -> list[tuple]:
@@ -206,18 +210,20 @@ def _newest_across(last_seqs: dict[str, int], limit: int) -> list[tuple]:
     for n, (stream, last_seq) in enumerate(last_seqs.items()):
         compiler = _recent_rows(stream, last_seq, limit).query.get_compiler(connection=connection)
         sql, part_params = compiler.as_sql()
-        parts.append(f"SELECT * FROM ({sql}) AS s{n}")  # noqa: S608
+        # ``n`` orders exact ties (same millisecond and seq) by stream, as a
+        # stable sort of the streams read one by one would.
+        parts.append(f"SELECT s{n}.*, {n} AS stream_order FROM ({sql}) AS s{n}")  # noqa: S608
         params.extend(part_params)
     if compiler is None:
         return []
     created_at = _millisecond_sql("u.created_at")
     sql = (
         f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS u"  # noqa: S608
-        f" ORDER BY {created_at} DESC, u.seq DESC LIMIT %s"
+        f" ORDER BY {created_at} DESC, u.seq DESC, u.stream_order LIMIT %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, limit])
-        rows = cursor.fetchall()
+        rows = [row[:-1] for row in cursor.fetchall()]
     # Every part selects the same columns: the ORM's own converters (ids,
     # times, booleans per database) apply to the merged rows alike.
     return list(compiler.results_iter(results=[rows], tuple_expected=True))

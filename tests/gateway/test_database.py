@@ -39,3 +39,58 @@ def test_connect_costs_the_same_queries_in_2_and_in_12_channels(alice):
     # Every channel's recent history in one query, their reactions and
     # mentions in one each, and the read counts with the positions in one.
     assert connect_queries(alice) == with_two
+
+
+def _old_connect_history(last_seqs: dict[str, int], limit: int = 50) -> list[dict]:
+    """The connect history as it was computed before: each stream read on its own, merged here."""
+    from messaging.payloads import message_payloads
+    from messaging.selectors import _stream_messages
+
+    candidates = []
+    for stream, last_seq in last_seqs.items():
+        rows = _stream_messages(stream).filter(seq__lte=last_seq).order_by("-seq")[: limit + 1]
+        candidates += message_payloads(rows)
+    candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
+    return candidates[:limit][::-1]
+
+
+def test_connect_history_is_what_reading_each_stream_alone_gives(alice):
+    """Many channels, messages of several streams in the same millisecond, positions cut short."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from messaging.models import Message
+    from messaging.positions import last_positions, positions_take
+    from messaging.selectors import connect_history
+    from realtime.groups import LOBBY_STREAM, channel_stream
+
+    channels = [channel_services.channel_create(user=alice, name=f"tie{n}") for n in range(4)]
+    # Lobby messages 52 and 53 fall on a whole second (stored without a fraction by SQLite).
+    start = timezone.now().replace(microsecond=0) - timedelta(milliseconds=78)
+    for index, channel in enumerate([None, *channels]):
+        with transaction.atomic():
+            last = positions_take(channel_stream(channel.id if channel else None), 60)
+            Message.objects.bulk_create(
+                Message(
+                    seq=seq,
+                    rev=seq,
+                    channel=channel,
+                    user=alice,
+                    content=f"{index}:{seq}",
+                    # Each stream writes every 3 ms, microseconds apart: many ties to the millisecond.
+                    created_at=start + timedelta(microseconds=(seq // 2) * 3000 + index * 7),
+                )
+                for seq in range(last - 59, last + 1)
+            )
+    streams = [LOBBY_STREAM, *(channel_stream(channel.id) for channel in channels)]
+    last_seqs = last_positions(streams)
+    last_seqs[streams[2]] -= 25  # a stream read only up to its given position
+    reset_recent_cache()
+    page = connect_history(last_seqs=last_seqs)
+    assert page.has_more
+    assert page.messages == _old_connect_history(last_seqs)
+    reset_recent_cache()
+    only_channels = {stream: seq for stream, seq in last_seqs.items() if stream != LOBBY_STREAM}
+    assert connect_history(last_seqs=only_channels).messages == _old_connect_history(only_channels)
