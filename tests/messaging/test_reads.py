@@ -209,3 +209,19 @@ def test_the_counts_query_walks_the_channel_seq_index(alice, bob, ops):
     assert "messaging_lobby_seq" in plan or plan.count("messaging_by_stream_seq") >= 2, plan
     assert "messaging_by_stream_rev" not in plan, plan
     print(plan)
+
+
+def test_seeded_users_start_at_the_lobbys_position(bob):
+    from messaging import seeding
+
+    for n in range(2):
+        post(bob, None, f"m{n}")
+    seeding.seed_chat(
+        users=3, channels=0, members_per_channel=0, messages=0, prefix="rs", password="pw-Secret-123"
+    )
+    seeded = User.objects.filter(username__startswith="rs_")
+    assert sorted(LobbyRead.objects.filter(user__in=seeded).values_list("last_read_seq", flat=True)) == [
+        2,
+        2,
+        2,
+    ]
