@@ -1,62 +1,109 @@
-"""Reads for channels, and ``access_channel``: the one membership check."""
+"""Reads for channels, and ``access_channel``: the one membership check.
+
+Visibility has one rule, ``visible_to``: a user sees every public channel and
+the private and direct channels they are a member of. Every lookup by name
+applies it inside the same query, so a channel the user cannot see is
+answered exactly as a name that does not exist: same error, same number of
+queries.
+"""
 
 from __future__ import annotations
 
 import re
 from uuid import UUID
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 
 from accounts.models import User
-from chatrooms.models import CHANNEL_NAME_PATTERN, Channel, Membership
+from chatrooms.models import CHANNEL_NAME_PATTERN, DIRECT_NAME_PATTERN, Ban, Channel, Membership
 from core.errors import ChannelNotFound, NotAMember
 
 CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
+DIRECT_NAME_RE = re.compile(DIRECT_NAME_PATTERN)
+
+
+def _lookup_key(name: object) -> str | None:
+    """The lower-cased name to look up, or None when no channel could have this name.
+
+    Impossible names are not looked up: PostgreSQL would refuse a NUL in the
+    query with an error rather than find nothing. A direct name's ``+`` arrives
+    as a space when a client leaves it unencoded in a query string
+    (``?channel=@ada+bob``), and no name may hold a space, so ``@ada bob``
+    is read as ``@ada+bob``.
+    """
+    if not isinstance(name, str):
+        return None
+    if name.startswith("@") and name.count(" ") == 1:
+        name = name.replace(" ", "+")
+    if CHANNEL_NAME_RE.match(name) or DIRECT_NAME_RE.match(name):
+        return name.lower()
+    return None
 
 
 def _possible_name(name: object) -> bool:
-    """Whether a channel could have this name. Others are not looked up: PostgreSQL
-    would refuse a NUL in the query with an error rather than find nothing."""
-    return isinstance(name, str) and CHANNEL_NAME_RE.match(name) is not None
+    """Whether a channel could have this name (a channel name or a direct name ``@a+b``)."""
+    return _lookup_key(name) is not None
 
 
-def channel_get(*, name: str) -> Channel:
-    """A channel by name ignoring case, or ChannelNotFound (404 / ``channel_not_found``)."""
-    if not _possible_name(name):
-        raise ChannelNotFound("No such channel.")
-    channel = Channel.objects.select_related("owner").filter(name__lower=name.lower()).first()
+def visible_to(*, user: User) -> Q:
+    """The visibility rule: public channels, and the private and direct ones ``user`` is a member of."""
+    return Q(kind=Channel.Kind.PUBLIC) | Q(
+        Exists(Membership.objects.filter(channel_id=OuterRef("pk"), user_id=user.id))
+    )
+
+
+def channel_get(*, user: User, name: str) -> Channel:
+    """A channel ``user`` can see, by name ignoring case; else ChannelNotFound (404 / ``channel_not_found``).
+
+    One query whether the channel is missing or invisible, so neither can be told from the other.
+    """
+    key = _lookup_key(name)
+    channel = None
+    if key is not None:
+        channel = (
+            Channel.objects.select_related("owner").filter(visible_to(user=user), name__lower=key).first()
+        )
     if channel is None:
         raise ChannelNotFound("No such channel.")
     return channel
 
 
 def access_channel(*, user: User, name: str, require_member: bool = True) -> Channel:
-    """Fetch a channel for ``user``: 404 when missing, 403 when membership is required and absent.
+    """Fetch a channel for ``user``: 404 when missing or invisible, else
+    403 when membership is required and absent.
 
     REST views and the WebSocket consumer both guard channels through here. A
-    member (every message sent) costs one query; a refusal costs a second.
+    member (every message sent) costs one query; a refusal costs a second,
+    the same one for a missing and an invisible channel.
     """
-    if require_member and _possible_name(name):
+    key = _lookup_key(name)
+    if require_member and key is not None:
         membership = (
             Membership.objects.select_related("channel__owner")
-            .filter(user=user, channel__name__lower=name.lower())
+            .filter(user=user, channel__name__lower=key)
             .first()
         )
         if membership is not None:
             return membership.channel
-    channel = channel_get(name=name)
+    channel = channel_get(user=user, name=name)
     if require_member:
         raise NotAMember("You are not a member of this channel.")
     return channel
 
 
 def channel_list() -> QuerySet[Channel]:
+    """Every channel, whatever its kind: the base of the lists below (and of nothing shown unfiltered)."""
     return (
         Channel.objects.select_related("owner")
         .annotate(member_count=Count("memberships"))
         .order_by(Lower("name"), "id")
     )
+
+
+def channel_list_visible(*, user: User) -> QuerySet[Channel]:
+    """``GET /api/channels/``: public channels and the caller's private and direct ones."""
+    return channel_list().filter(visible_to(user=user))
 
 
 def channel_list_for_user(*, user: User) -> QuerySet[Channel]:
@@ -70,15 +117,28 @@ def channel_with_count(*, channel: Channel) -> Channel:
     return channel_list().get(id=channel.id)
 
 
-def channel_detail(*, name: str) -> Channel:
-    """A channel with ``member_count`` and ``member_names`` (sorted ignoring case), or 404."""
-    channel = channel_with_count(channel=channel_get(name=name))
+def channel_detail(*, user: User, name: str) -> Channel:
+    """A channel ``user`` can see, with ``member_count`` and ``member_names``; or 404."""
+    channel = channel_with_count(channel=channel_get(user=user, name=name))
     channel.member_names = list(
         User.objects.filter(memberships__channel=channel)
         .order_by(Lower("username"), "username")
         .values_list("username", flat=True)
     )
     return channel
+
+
+def is_member(*, user: User, channel: Channel) -> bool:
+    return Membership.objects.filter(channel=channel, user=user).exists()
+
+
+def ban_list(*, channel: Channel) -> QuerySet[Ban]:
+    """A channel's bans, by the banned username ignoring case."""
+    return (
+        Ban.objects.filter(channel=channel)
+        .select_related("user", "banned_by")
+        .order_by(Lower("user__username"), "user__username")
+    )
 
 
 def channel_streams_for_user(*, user: User) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from chatrooms.models import CHANNEL_NAME_PATTERN
+from chatrooms.models import BAN_REASON_MAX_LENGTH, CHANNEL_NAME_PATTERN, Channel
 from chatrooms.services import DESCRIPTION_MAX_LENGTH
 from core.timestamps import TimestampField
 
@@ -21,6 +21,9 @@ class ChannelCreateInputSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
+    private = serializers.BooleanField(
+        required=False, default=False, help_text="A private channel: invisible to non-members."
+    )
 
 
 class ChannelSerializer(serializers.Serializer):
@@ -29,7 +32,13 @@ class ChannelSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
-    owner = serializers.CharField(source="owner.username", read_only=True, help_text="The owner's username.")
+    kind = serializers.ChoiceField(choices=Channel.Kind.choices, read_only=True)
+    owner = serializers.CharField(
+        source="owner.username",
+        read_only=True,
+        allow_null=True,
+        help_text="The owner's username; null for a direct channel.",
+    )
     member_count = serializers.IntegerField(read_only=True)
     created_at = TimestampField()
 
@@ -54,3 +63,23 @@ class MyChannelSerializer(ChannelSerializer):
         read_only=True,
         help_text="Those unread messages that mention the caller.",
     )
+
+
+class MemberAddInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=64)
+
+
+class BanInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=64)
+    reason = serializers.CharField(
+        max_length=BAN_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
+
+
+class BanSerializer(serializers.Serializer):
+    """A ban: who, why, by whom (null once that user is gone), when."""
+
+    username = serializers.CharField(source="user.username", read_only=True)
+    reason = serializers.CharField(read_only=True)
+    banned_by = serializers.CharField(source="banned_by.username", read_only=True, allow_null=True)
+    created_at = TimestampField()

@@ -1,9 +1,14 @@
-"""Writes for channels: create, join, leave, delete; each announces itself after commit.
+"""Writes for channels: create, join, leave, delete, members; each announces itself after commit.
 
 These are the one write path for memberships. REST views, the WebSocket
 consumer and the admin call them, so every route's effect on open sockets is
 the same: the envelopes below tell each process's hub to (un)subscribe the
-user's sockets and which frames to send.
+user's sockets and which frames to send. Bans and direct channels, which
+change memberships too, use the same two steps (``membership_add``,
+``membership_remove``) from ``chatrooms.bans`` and ``chatrooms.direct``.
+
+Every lookup goes through ``selectors.channel_get``, so a channel the caller
+cannot see is refused as one that does not exist, before any other check.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.audit import Action, audit_record
 from accounts.models import User
-from chatrooms.models import Channel, Membership, channel_name_validator
-from chatrooms.selectors import channel_get
+from accounts.selectors import user_get
+from chatrooms.models import Ban, Channel, Membership, channel_name_validator
+from chatrooms.selectors import channel_get, is_member
 from chatrooms.streams import channel_streams
-from core.errors import Forbidden, InvalidInput, OwnerCannotLeave
+from core.errors import Forbidden, InvalidInput, KindNotAllowed, OwnerCannotLeave, UserNotFound
 from realtime import frames
 from realtime.envelopes import (
     channel_deleted_envelope,
@@ -42,19 +49,39 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def channel_create(*, user: User, name: str, description: str = "") -> Channel:
+def refuse_direct(channel: Channel, action: str) -> None:
+    """A direct channel's membership is fixed: join, leave, delete, ban and member changes are 400."""
+    if channel.kind == Channel.Kind.DIRECT:
+        raise KindNotAllowed(f"A direct channel cannot be {action}.")
+
+
+def can_moderate(*, user: User, channel: Channel) -> bool:
+    """The owner and staff moderate a channel (staff only the channels they can see)."""
+    return channel.owner_id == user.id or user.is_staff
+
+
+def active_user(*, username: str) -> User:
+    """An active user by name ignoring case; an unknown or inactive one is UserNotFound (404)."""
+    user = user_get(username=username)
+    if not user.is_active:
+        raise UserNotFound("No such user.")
+    return user
+
+
+def channel_create(*, user: User, name: str, description: str = "", private: bool = False) -> Channel:
     """Create a channel owned by ``user``, who becomes its first member and is subscribed at once."""
     name = _clean_name(name)
     if len(description) > DESCRIPTION_MAX_LENGTH:
         raise InvalidInput(f"Use at most {DESCRIPTION_MAX_LENGTH} characters.", field="description")
     if Channel.objects.filter(name__lower=name.lower()).exists():
         raise InvalidInput(DUPLICATE_NAME, field="name")
+    kind = Channel.Kind.PRIVATE if private else Channel.Kind.PUBLIC
     try:
         with transaction.atomic():
-            channel = Channel.objects.create(name=name, description=description, owner=user)
+            channel = Channel.objects.create(name=name, description=description, owner=user, kind=kind)
             Membership.objects.create(channel=channel, user=user)
             channel_streams().stream_created(channel_stream(channel.id))
-            _subscribe_on_commit(user=user, channel=channel, last_seq=0)
+            subscribe_on_commit(user=user, channel=channel, last_seq=0)
     except IntegrityError as exc:
         # Another request created the same name (ignoring case) since the check above.
         raise InvalidInput(DUPLICATE_NAME, field="name") from exc
@@ -62,12 +89,43 @@ def channel_create(*, user: User, name: str, description: str = "") -> Channel:
 
 
 def channel_join(*, user: User, name: str) -> Channel:
-    """Make ``user`` a member; joining twice is not an error and announces nothing."""
-    channel = channel_get(name=name)
+    """Make ``user`` a member; joining twice is not an error and announces nothing. Banned users get 403."""
+    channel = channel_get(user=user, name=name)
+    refuse_direct(channel, "joined")
+    _refuse_banned(user=user, channel=channel, message="You are banned from this channel.")
+    membership_add(user=user, channel=channel)
+    return channel
+
+
+def member_add(*, actor: User, name: str, username: str) -> Channel:
+    """A member adds another user to a public or private channel, with the frames of a join.
+
+    Adding a member again changes nothing and announces nothing.
+    """
+    channel = channel_get(user=actor, name=name)
+    refuse_direct(channel, "given new members")
+    if not is_member(user=actor, channel=channel):
+        raise Forbidden("Only members can add members to this channel.")
+    user = active_user(username=username)
+    _refuse_banned(user=user, channel=channel, message="This user is banned from this channel.")
+    membership_add(user=user, channel=channel)
+    return channel
+
+
+def _refuse_banned(*, user: User, channel: Channel, message: str) -> None:
+    if Ban.objects.filter(channel=channel, user=user).exists():
+        raise Forbidden(message)
+
+
+def membership_add(*, user: User, channel: Channel, last_read_seq: int | None = None) -> bool:
+    """Make ``user`` a member and subscribe their sockets; False (nothing announced) when already one.
+
+    The new member's read position is the channel's position when they joined.
+    """
     with transaction.atomic():
-        _membership, created = Membership.objects.get_or_create(channel=channel, user=user)
+        membership, created = Membership.objects.get_or_create(channel=channel, user=user)
         if not created:
-            return channel
+            return False
         joined = frames.encode(
             frames.member_frame("member_joined", channel=channel.name, username=user.username)
         )
@@ -76,12 +134,14 @@ def channel_join(*, user: User, name: str) -> Channel:
         # Read inside the membership's transaction: the new member's sockets
         # deliver exactly the messages committed after it.
         last_seq = channel_streams().last_position(channel_stream(channel.id))
-        _subscribe_on_commit(user=user, channel=channel, last_seq=last_seq, then=(joined,))
+        if last_seq:
+            Membership.objects.filter(pk=membership.pk).update(last_read_seq=last_seq)
+        subscribe_on_commit(user=user, channel=channel, last_seq=last_seq, then=(joined,))
         broadcast_on_commit(channel_group(channel.id), frame_envelope(joined, exclude_user_id=user.id))
-    return channel
+    return True
 
 
-def _subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: tuple[str, ...] = ()) -> None:
+def subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: tuple[str, ...] = ()) -> None:
     """Subscribe ``user``'s sockets to ``channel`` after ``last_seq``: ``subscribed``, then ``then``."""
     subscribed = frames.encode(frames.subscription_frame("subscribed", channel=channel.name))
     broadcast_on_commit(
@@ -97,13 +157,52 @@ def _subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: t
 
 def channel_leave(*, user: User, name: str) -> Channel:
     """End ``user``'s membership; the owner must delete the channel instead."""
-    channel = channel_get(name=name)
+    channel = channel_get(user=user, name=name)
+    refuse_direct(channel, "left")
+    _leave(user=user, channel=channel)
+    return channel
+
+
+def _leave(*, user: User, channel: Channel) -> None:
     if channel.owner_id == user.id:
         raise OwnerCannotLeave("The owner cannot leave a channel; delete it instead.")
+    if not membership_remove(user=user, channel=channel):
+        raise InvalidInput("You are not a member of this channel.", code="not_a_member")
+
+
+def member_remove(*, actor: User, name: str, username: str) -> None:
+    """The owner or staff remove a member (audited), or a member removes themselves (a leave).
+
+    Removing someone who is not a member changes nothing (204, no frames).
+    """
+    channel = channel_get(user=actor, name=name)
+    refuse_direct(channel, "left or have members removed")
+    user = user_get(username=username)
+    if user.id == actor.id:
+        _leave(user=user, channel=channel)
+        return
+    if not can_moderate(user=actor, channel=channel):
+        raise Forbidden("Only the channel's owner or staff can remove other members.")
+    if channel.owner_id == user.id:
+        raise OwnerCannotLeave("The owner cannot be removed from their channel.")
+    with transaction.atomic():
+        if membership_remove(user=user, channel=channel):
+            audit_record(
+                actor=actor, action=Action.MEMBER_REMOVED, target=member_target(user=user, channel=channel)
+            )
+
+
+def member_target(*, user: User, channel: Channel) -> str:
+    """An audit target naming a user within a channel: ``user <username> in channel <name>``."""
+    return f"user {user.username} in channel {channel.name}"
+
+
+def membership_remove(*, user: User, channel: Channel) -> bool:
+    """End ``user``'s membership with the frames of a leave; False (nothing announced) when not a member."""
     with transaction.atomic():
         deleted, _ = Membership.objects.filter(channel=channel, user=user).delete()
         if not deleted:
-            raise InvalidInput("You are not a member of this channel.", code="not_a_member")
+            return False
         stream = channel_stream(channel.id)
         left = frames.encode(frames.member_frame("member_left", channel=channel.name, username=user.username))
         unsubscribed = frames.encode(frames.subscription_frame("unsubscribed", channel=channel.name))
@@ -112,26 +211,30 @@ def channel_leave(*, user: User, name: str) -> Channel:
             user_group(user.id),
             unsubscribe_envelope(stream=stream, channel=channel.name, frames=[left, unsubscribed]),
         )
-    return channel
+    return True
 
 
 def channel_delete(*, user: User, name: str) -> None:
-    """Delete a channel on its owner's request; anyone else is refused (403)."""
-    channel = channel_get(name=name)
-    if channel.owner_id != user.id:
+    """Delete a channel on its owner's or staff's request; other users are refused (403)."""
+    channel = channel_get(user=user, name=name)
+    refuse_direct(channel, "deleted")
+    if not can_moderate(user=user, channel=channel):
         raise Forbidden("Only the channel's owner can delete it.")
-    channel_remove(channel=channel)
+    channel_remove(channel=channel, actor=user)
 
 
-def channel_remove(*, channel: Channel) -> None:
+def channel_remove(*, channel: Channel, actor: User | None) -> None:
     """Delete a channel with its messages, memberships and position counter, and tell its subscribers.
 
-    Shared by the owner's delete and the admin, so both announce it the same way.
+    Shared by the owner's and staff's delete and the admin, so all announce it
+    the same way; a deletion by anyone but the owner is audited.
     """
     stream = channel_stream(channel.id)
     name = channel.name
     group = channel_group(channel.id)
     with transaction.atomic():
+        if actor is not None and actor.id != channel.owner_id:
+            audit_record(actor=actor, action=Action.CHANNEL_DELETED, target=f"channel {name}")
         channel_streams().stream_removed(stream)
         channel.delete()
         frame = frames.encode(frames.channel_deleted_frame(channel=name))

@@ -1,5 +1,6 @@
-"""REST routes of chatrooms: ``/api/channels/...``, with or without a trailing slash."""
+"""REST routes of chatrooms: ``/api/channels/...`` and ``/api/dms/{username}``, trailing slash optional."""
 
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from chatrooms import views
@@ -9,4 +10,7 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("channels", views.ChannelViewSet, basename="channel")
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    *router.urls,
+    re_path(r"^dms/(?P<username>[^/]+)/?$", views.DirectChannelView.as_view(), name="direct-open"),
+]

@@ -14,7 +14,7 @@ from messaging.services import message_send
 
 pytestmark = pytest.mark.django_db
 
-CHANNEL_KEYS = {"id", "name", "description", "owner", "member_count", "created_at"}
+CHANNEL_KEYS = {"id", "name", "description", "kind", "owner", "member_count", "created_at"}
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
