@@ -27,6 +27,10 @@ def direct_name(*users: User) -> str:
     return "@" + "+".join(sorted((user.username for user in users), key=lambda name: (name.lower(), name)))
 
 
+def _direct_channel(pair: str) -> Channel | None:
+    return Channel.objects.select_related("owner").filter(direct_pair=pair).first()
+
+
 def direct_open(*, user: User, username: str) -> tuple[Channel, bool]:
     """The direct channel between ``user`` and ``username``: ``(channel, created)``.
 
@@ -36,7 +40,7 @@ def direct_open(*, user: User, username: str) -> tuple[Channel, bool]:
     """
     other = active_user(username=username)
     pair = direct_pair(user, other)
-    existing = Channel.objects.select_related("owner").filter(direct_pair=pair).first()
+    existing = _direct_channel(pair)
     if existing is not None:
         return existing, False
     members = [user] if other.id == user.id else [user, other]
@@ -51,7 +55,7 @@ def direct_open(*, user: User, username: str) -> tuple[Channel, bool]:
                 subscribe_on_commit(user=member, channel=channel, last_seq=0)
     except IntegrityError:
         # The other side (or another tab) opened it first: theirs is the channel.
-        existing = Channel.objects.select_related("owner").filter(direct_pair=pair).first()
+        existing = _direct_channel(pair)
         if existing is None:
             raise
         return existing, False
