@@ -22,7 +22,7 @@ from accounts.selectors import user_get
 from chatrooms.models import Ban, Channel, Membership, channel_name_validator
 from chatrooms.selectors import channel_get, is_member
 from chatrooms.streams import channel_streams
-from core.errors import Forbidden, InvalidInput, KindNotAllowed, OwnerCannotLeave, UserNotFound
+from core.errors import Forbidden, InvalidInput, KindNotAllowed, NotAllowed, OwnerCannotLeave, UserNotFound
 from realtime import frames
 from realtime.envelopes import (
     channel_deleted_envelope,
@@ -113,8 +113,9 @@ def member_add(*, actor: User, name: str, username: str) -> Channel:
 
 
 def _refuse_banned(*, user: User, channel: Channel, message: str) -> None:
+    """A banned user is kept out: 403, ``not_allowed`` over the WebSocket."""
     if Ban.objects.filter(channel=channel, user=user).exists():
-        raise Forbidden(message)
+        raise NotAllowed(message)
 
 
 def membership_add(*, user: User, channel: Channel, last_read_seq: int | None = None) -> bool:
