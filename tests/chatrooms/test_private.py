@@ -88,14 +88,30 @@ def test_a_hidden_channel_is_answered_as_a_missing_one(
     assert world["carol"].memberships.count() == 0
 
 
+MESSAGE_ROUTES = [
+    ("get", "/api/messages/{id}", None, 404),
+    ("patch", "/api/messages/{id}", {"content": "changed"}, 404),
+    ("delete", "/api/messages/{id}", None, 404),
+    ("post", "/api/messages/{id}/reactions", {"emoji": "+1"}, 404),
+    ("delete", "/api/messages/{id}/reactions/%2B1", None, 404),
+    ("get", "/api/messages?reply_to={id}", None, 400),
+]
+
+
 @pytest.mark.parametrize("name", ["secret", "@alice+bob"])
-def test_a_message_of_a_hidden_channel_is_answered_as_a_missing_message(world, auth_client, name):
+@pytest.mark.parametrize(("method", "path", "body", "status"), MESSAGE_ROUTES)
+def test_a_message_of_a_hidden_channel_is_answered_as_a_missing_message(
+    world, auth_client, name, method, path, body, status
+):
     client = auth_client(world["carol"])
     client.get("/api/users/me")
-    absent = answer(client, "get", f"/api/messages/{uuid.uuid4()}", None)
-    hidden = answer(client, "get", f"/api/messages/{world['messages'][name].id}", None)
+    absent = answer(client, method, path.replace("{id}", str(uuid.uuid4())), body)
+    hidden = answer(client, method, path.replace("{id}", str(world["messages"][name].id)), body)
     assert hidden == absent
-    assert hidden[0] == 404
+    assert hidden[0] == status
+    message = world["messages"][name]
+    message.refresh_from_db()
+    assert (message.content, message.deleted, message.rev) == ("hello there", False, message.seq)
     # Its members read it.
     assert auth_client(world["bob"]).get(f"/api/messages/{world['messages'][name].id}").status_code == 200
 
