@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.selectors import user_get
 from chatrooms.models import BAN_REASON_MAX_LENGTH, Ban, Channel
 from chatrooms.selectors import ban_list, channel_get
-from chatrooms.services import can_moderate, member_target, membership_remove, refuse_direct
+from chatrooms.services import can_moderate, channel_lock, member_target, membership_remove, refuse_direct
 from core.errors import ChatError, Forbidden, InvalidInput, UserNotFound
 
 
@@ -50,6 +50,7 @@ def ban_add(*, actor: User, name: str, username: str, reason: str = "") -> tuple
         return existing, False
     try:
         with transaction.atomic():
+            channel_lock(channel)
             ban = Ban.objects.create(channel=channel, user=user, reason=reason, banned_by=actor)
             membership_remove(user=user, channel=channel)
             audit_record(

@@ -92,8 +92,7 @@ def channel_join(*, user: User, name: str) -> Channel:
     """Make ``user`` a member; joining twice is not an error and announces nothing. Banned users get 403."""
     channel = channel_get(user=user, name=name)
     refuse_direct(channel, "joined")
-    _refuse_banned(user=user, channel=channel, message="You are banned from this channel.")
-    membership_add(user=user, channel=channel)
+    membership_add(user=user, channel=channel, if_banned="You are banned from this channel.")
     return channel
 
 
@@ -107,23 +106,31 @@ def member_add(*, actor: User, name: str, username: str) -> Channel:
     if not is_member(user=actor, channel=channel):
         raise Forbidden("Only members can add members to this channel.")
     user = active_user(username=username)
-    _refuse_banned(user=user, channel=channel, message="This user is banned from this channel.")
-    membership_add(user=user, channel=channel)
+    membership_add(user=user, channel=channel, if_banned="This user is banned from this channel.")
     return channel
 
 
-def _refuse_banned(*, user: User, channel: Channel, message: str) -> None:
-    """A banned user is kept out: 403, ``not_allowed`` over the WebSocket."""
-    if Ban.objects.filter(channel=channel, user=user).exists():
-        raise NotAllowed(message)
+def channel_lock(channel: Channel) -> None:
+    """Hold the channel's row until commit, so a ban and a join or add of the same channel take turns.
+
+    Without it a join could check for a ban just before a ban commits and
+    leave a banned member. (SQLite's write transactions take turns anyway.)
+    """
+    list(Channel.objects.select_for_update().filter(pk=channel.pk).values_list("pk"))
 
 
-def membership_add(*, user: User, channel: Channel, last_read_seq: int | None = None) -> bool:
+def membership_add(*, user: User, channel: Channel, if_banned: str | None = None) -> bool:
     """Make ``user`` a member and subscribe their sockets; False (nothing announced) when already one.
 
-    The new member's read position is the channel's position when they joined.
+    With ``if_banned``, a banned user is refused with that message (403,
+    ``not_allowed`` over the WebSocket). The new member's read position is the
+    channel's position when they joined.
     """
     with transaction.atomic():
+        if if_banned is not None:
+            channel_lock(channel)
+            if Ban.objects.filter(channel=channel, user=user).exists():
+                raise NotAllowed(if_banned)
         membership, created = Membership.objects.get_or_create(channel=channel, user=user)
         if not created:
             return False
