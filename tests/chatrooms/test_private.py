@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chatrooms import direct, services
+from chatrooms import direct, selectors, services
 from chatrooms.models import Channel
+from core.errors import ChannelNotFound
 from messaging.services import message_send
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +186,36 @@ def test_a_hidden_channel_cannot_be_joined_by_name(world, auth_client):
     response = auth_client(world["carol"]).post("/api/channels/secret/join")
     assert response.status_code == 404
     assert not world["carol"].memberships.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "possible"),
+    [
+        ("general", True),
+        ("@ada+bob", True),
+        ("@ADA+b.o-b_", True),
+        ("@ada bob", True),  # an unencoded "+" from a query string
+        ("@ada+bob+eve", False),
+        ("@ab+bob", False),
+        ("@ada  bob", False),
+        ("ada bob", False),
+        ("@ada+bo\x00b", False),
+        (None, False),
+        (["@ada+bob"], False),
+    ],
+)
+def test_possible_names(name, possible):
+    assert selectors._possible_name(name) is possible
+
+
+def test_lookups_cost_one_query_found_hidden_or_missing(world, django_assert_num_queries):
+    carol, bob = world["carol"], world["bob"]
+    for name in ["secret", "@alice+bob", "nosuch"]:
+        with django_assert_num_queries(1), pytest.raises(ChannelNotFound):
+            selectors.channel_get(user=carol, name=name)
+        with django_assert_num_queries(2), pytest.raises(ChannelNotFound):
+            selectors.access_channel(user=carol, name=name)
+    with django_assert_num_queries(1):
+        assert selectors.channel_get(user=bob, name="@ALICE bob").name == "@alice+bob"
+    with django_assert_num_queries(1):
+        assert selectors.access_channel(user=bob, name="Secret").name == "secret"
