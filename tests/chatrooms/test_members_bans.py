@@ -4,8 +4,10 @@ the frames each announces (as envelopes), and the audit records of moderation.""
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+from django.db import connection
 
 from accounts.models import AuditRecord
 from chatrooms import bans, direct, services
@@ -290,3 +292,41 @@ def test_direct_channels_refuse_membership_changes(
     assert Channel.objects.count() == 1
     # Staff who are not in it cannot see it at all.
     assert getattr(auth_client(staff), method)(path, body, format="json").status_code == 404
+
+
+def _at_once(*calls) -> list[int]:
+    """Run each call in its own thread (its own database connection), released together; their statuses."""
+    barrier = threading.Barrier(len(calls))
+    statuses: list[int | None] = [None] * len(calls)
+
+    def act(index, call):
+        try:
+            barrier.wait(timeout=10)
+            statuses[index] = call().status_code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=act, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ban_racing_a_join_leaves_no_banned_member(make_user, auth_client):
+    if connection.vendor != "postgresql":
+        pytest.skip("real concurrent writers need PostgreSQL (the SQLite test database is in memory)")
+    owner, joiner = make_user("owner"), make_user("joiner")
+    services.channel_create(user=owner, name="race")
+    owner_client, joiner_client = auth_client(owner), auth_client(joiner)
+    for _round in range(5):
+        ban, join = _at_once(
+            lambda: owner_client.post("/api/channels/race/bans", {"username": "joiner"}, format="json"),
+            lambda: joiner_client.post("/api/channels/race/join"),
+        )
+        assert ban == 201
+        assert join in (200, 403)
+        assert not Membership.objects.filter(channel__name="race", user=joiner).exists()
+        assert owner_client.delete("/api/channels/race/bans/joiner").status_code == 204
