@@ -54,6 +54,7 @@ ROUTES = [
     ("get", "/api/messages/me?channel={name}", None),
     ("post", "/api/messages", {"channel": "{name}", "content": "hi"}),
     ("get", "/api/messages/search?q=hello&channel={name}", None),
+    ("post", "/api/read", {"channel": "{name}", "seq": 1}),
 ]
 
 

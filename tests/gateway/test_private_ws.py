@@ -51,6 +51,7 @@ FRAMES = [
     ({"type": "typing", "channel": "{name}"}, 1),
     ({"type": "history", "channel": "{name}"}, 1),
     ({"type": "sync", "after": {"{name}": 0}}, 2),
+    ({"type": "read", "channel": "{name}", "seq": 1}, 1),
 ]
 
 
