@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from accounts.models import User
 from chatrooms.models import Channel, Membership
@@ -28,7 +29,7 @@ from core.pagination import MAX_LIMIT as PAGE_MAX
 from messaging.models import Message
 from messaging.pages import MessagePage, Order, cut
 from messaging.payloads import MESSAGE_COLUMNS, message_payloads, row_payloads
-from realtime.groups import LOBBY_STREAM
+from realtime.groups import LOBBY_STREAM, channel_stream
 
 GAP_FILL_MAX = 5_000
 
@@ -165,24 +166,24 @@ def message_page(
 
 # --- connect history ------------------------------------------------------------
 
-# Every connection of a process reads the same lobby history on connect, so
-# each stream's newest payloads are kept here, valid while the stream's last
-# seq is unchanged (exact across processes: the seq is read from the database)
+# Every connection of a process reads the same lobby history on connect, and
+# a user who reconnects reads the same channels again, so each stream's
+# newest payloads are kept here, valid while the stream's last position is
+# unchanged (exact across processes: positions are read from the database)
 # and for at most RECENT_CACHE_SECONDS (so a moderator's deletion shows soon).
 RECENT_CACHE_SECONDS = 5.0
 RECENT_CACHE_STREAMS = 2_000
+# Up to this many uncached channel streams are read whole (a page each) and
+# cached; more are read merged to one page, which is not cached (a page per
+# stream of a user in 200 channels would be 10,000 payloads to build).
+RECENT_FILL_STREAMS = 8
 _recent_cache: dict[str, tuple[int, float, list[dict[str, Any]]]] = {}
 _recent_cache_lock = threading.Lock()
 
 
-def _recent_rows(stream: str, last_seq: int, limit: int) -> QuerySet[Message]:
+def _recent_rows(stream: str, last_seq: int, limit: int, columns=MESSAGE_COLUMNS) -> QuerySet[Message]:
     """One stream's newest ``limit`` rows up to position ``last_seq``: a (channel, seq) index scan."""
-    return (
-        _stream_messages(stream)
-        .filter(seq__lte=last_seq)
-        .order_by("-seq")
-        .values_list(*MESSAGE_COLUMNS)[:limit]
-    )
+    return _stream_messages(stream).filter(seq__lte=last_seq).order_by("-seq").values_list(*columns)[:limit]
 
 
 def _millisecond_sql(column: str) -> str:
@@ -196,72 +197,124 @@ def _millisecond_sql(column: str) -> str:
     return f"substr({column} || '.000', 1, 23)"
 
 
-def _newest_across(last_seqs: dict[str, int], limit: int) -> list[tuple]:
-    """The newest ``limit`` rows across several streams, each up to its given position: ONE query.
+def _union_of_streams(
+    last_seqs: dict[str, int], limit: int, columns: tuple[str, ...]
+) -> tuple[str, list, Any]:
+    """``(sql, params, compiler)``: a UNION ALL of each channel stream's ``_recent_rows`` with a
+    ``stream_order`` column (the stream's index in ``last_seqs``).
 
-    Each stream is one ``ORDER BY seq DESC LIMIT`` index scan; a UNION ALL of
-    them, each wrapped in its own ``SELECT * FROM (…)`` (SQLite refuses ORDER
-    BY and LIMIT directly in a compound's parts), is ordered as
-    ``connect_history`` orders payloads: by time to the millisecond, then seq.
+    Each part is wrapped in its own ``SELECT * FROM (…)``, as SQLite refuses
+    ORDER BY and LIMIT directly in a compound's parts. The part's SQL is
+    compiled once and repeated with each stream's parameters: compiling 200
+    querysets would cost more than the query.
     """
+    streams = list(last_seqs)
+    first = _recent_rows(streams[0], last_seqs[streams[0]], limit, columns)
+    compiler = first.query.get_compiler(connection=connection)
+    part_sql, part_params = compiler.as_sql()
+    channel_param = Message._meta.get_field("channel").get_db_prep_value
+    if list(part_params) != [channel_param(uuid.UUID(streams[0]), connection), last_seqs[streams[0]]]:
+        raise AssertionError(f"Unexpected parameters of the per-stream query: {part_params!r}")
     parts: list[str] = []
     params: list[Any] = []
-    compiler = None
-    for n, (stream, last_seq) in enumerate(last_seqs.items()):
-        compiler = _recent_rows(stream, last_seq, limit).query.get_compiler(connection=connection)
-        sql, part_params = compiler.as_sql()
-        # ``n`` orders exact ties (same millisecond and seq) by stream, as a
-        # stable sort of the streams read one by one would.
-        parts.append(f"SELECT s{n}.*, {n} AS stream_order FROM ({sql}) AS s{n}")  # noqa: S608
-        params.extend(part_params)
-    if compiler is None:
-        return []
-    created_at = _millisecond_sql("u.created_at")
-    sql = (
-        f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS u"  # noqa: S608
-        f" ORDER BY {created_at} DESC, u.seq DESC, u.stream_order LIMIT %s"
-    )
+    for n, stream in enumerate(streams):
+        parts.append(f"SELECT s{n}.*, {n} AS stream_order FROM ({part_sql}) AS s{n}")  # noqa: S608
+        params += [channel_param(uuid.UUID(stream), connection), last_seqs[stream]]
+    return " UNION ALL ".join(parts), params, compiler
+
+
+def _channels_pages(last_seqs: dict[str, int], limit: int) -> list[tuple[str, tuple]]:
+    """``(stream, row)``: each channel stream's whole page (newest ``limit`` rows), in ONE query."""
+    union, params, compiler = _union_of_streams(last_seqs, limit, MESSAGE_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        rows = [row[:-1] for row in cursor.fetchall()]
+        cursor.execute(f"SELECT * FROM ({union}) AS u", params)  # noqa: S608
+        fetched = cursor.fetchall()
     # Every part selects the same columns: the ORM's own converters (ids,
     # times, booleans per database) apply to the merged rows alike.
-    return list(compiler.results_iter(results=[rows], tuple_expected=True))
+    rows = compiler.results_iter(results=[[row[:-1] for row in fetched]], tuple_expected=True)
+    streams = list(last_seqs)
+    return [(streams[row[-1]], converted) for row, converted in zip(fetched, rows, strict=True)]
 
 
-def _streams_recent(last_seqs: dict[str, int]) -> list[list[tuple | dict[str, Any]]]:
-    """Candidate payloads for the connect history, newest first per group.
+def _newest_ids_sql(last_seqs: dict[str, int], limit: int) -> tuple[str, list[Any]]:
+    """SQL selecting the ids of the newest ``limit`` rows of these channel streams together.
 
-    The lobby, which every connection reads, is served from its cached page
-    while still current (else read with one index scan and cached); every
-    other stream is read in ONE query (``_newest_across``), so a connect costs
-    the same number of queries in 2 channels as in 200. Their reactions and
-    mentions come with one query each for all of them together.
+    Ordered as ``connect_history`` orders payloads: by time to the
+    millisecond, then seq, then the streams' order. PostgreSQL walks each
+    stream's index from a LATERAL join over arrays of the streams: one small
+    plan, where planning a UNION of 200 parts would cost more than running
+    it. SQLite, which has no LATERAL, plans the UNION quickly.
+    """
+    order = f"ORDER BY {_millisecond_sql('r.created_at')} DESC, r.seq DESC, r.stream_order LIMIT %s"
+    if connection.vendor == "postgresql":
+        table = Message._meta.db_table
+        sql = (
+            "SELECT r.id FROM (SELECT m.id, m.created_at, m.seq, s.stream_order"  # noqa: S608
+            " FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS s(channel_id, last_seq, stream_order)"
+            f" CROSS JOIN LATERAL (SELECT id, created_at, seq FROM {table} WHERE channel_id = s.channel_id"
+            " AND seq <= s.last_seq ORDER BY seq DESC LIMIT %s) AS m) AS r " + order
+        )
+        streams = list(last_seqs)
+        return sql, [[uuid.UUID(stream) for stream in streams], [last_seqs[s] for s in streams], limit, limit]
+    union, params, _compiler = _union_of_streams(last_seqs, limit, ("id", "created_at", "seq"))
+    return f"SELECT r.id FROM (SELECT * FROM ({union}) AS r {order}) AS r", [*params, limit]  # noqa: S608
+
+
+def _channels_newest(last_seqs: dict[str, int], limit: int) -> list[tuple[str, tuple]]:
+    """``(stream, row)``: the newest ``limit`` rows of all these channel streams together, in ONE query.
+
+    The streams are searched reading only each candidate's id, time and seq
+    (``_newest_ids_sql``); the full row, with its channel and author, is read
+    for the ``limit`` chosen.
+    """
+    newest, params = _newest_ids_sql(last_seqs, limit)
+    # The SQL is built here from the model's own table and columns; values are parameters.
+    chosen = RawSQL(newest, params)  # noqa: S611
+    rows = Message.objects.filter(id__in=chosen).values_list(*MESSAGE_COLUMNS, "channel_id")
+    return [(channel_stream(row[-1]), row[:-1]) for row in rows]
+
+
+def _streams_recent(last_seqs: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Each stream's newest payloads up to its given position, newest first (a stream read merged
+    with many others holds only those of its payloads that are among the newest of them all).
+
+    Streams whose cached page is current come from the cache. The lobby is
+    read alone and cached; the other missing streams are read in ONE query,
+    whole and cached when few, merged to one page when many. With their
+    reactions and mentions (one query each for all), a connect costs the same
+    number of queries in 2 channels as in 200.
     """
     now = time.monotonic()
     limit = PAGE_DEFAULT + 1
-    groups: list[list[dict[str, Any]]] = []
-    lobby_rows: list[tuple] | None = None
-    if LOBBY_STREAM in last_seqs:
-        lobby_seq = last_seqs[LOBBY_STREAM]
-        with _recent_cache_lock:
-            cached = _recent_cache.get(LOBBY_STREAM)
-        if cached is not None and cached[0] == lobby_seq and now - cached[1] < RECENT_CACHE_SECONDS:
-            groups.append(cached[2])
-        else:
-            lobby_rows = list(_recent_rows(LOBBY_STREAM, lobby_seq, limit))
-    others = {stream: seq for stream, seq in last_seqs.items() if stream != LOBBY_STREAM}
-    other_rows = _newest_across(others, limit) if others else []
-    payloads = row_payloads([*(lobby_rows or []), *other_rows])
-    if lobby_rows is not None:
-        lobby = payloads[: len(lobby_rows)]
-        with _recent_cache_lock:
-            if len(_recent_cache) >= RECENT_CACHE_STREAMS:
-                _recent_cache.clear()
-            _recent_cache[LOBBY_STREAM] = (last_seqs[LOBBY_STREAM], now, lobby)
-        groups.append(lobby)
-    groups.append(payloads[len(lobby_rows or []) :])
-    return groups
+    pages: dict[str, list[dict[str, Any]]] = {}
+    with _recent_cache_lock:
+        for stream, last_seq in last_seqs.items():
+            cached = _recent_cache.get(stream)
+            if cached is not None and cached[0] == last_seq and now - cached[1] < RECENT_CACHE_SECONDS:
+                pages[stream] = cached[2]
+    missing = {stream: seq for stream, seq in last_seqs.items() if stream not in pages}
+    rows: list[tuple[str, tuple]] = []
+    if LOBBY_STREAM in missing:
+        lobby_seq = missing.pop(LOBBY_STREAM)
+        rows += [(LOBBY_STREAM, row) for row in _recent_rows(LOBBY_STREAM, lobby_seq, limit)]
+        fresh = [LOBBY_STREAM]
+    else:
+        fresh = []
+    merged = len(missing) > RECENT_FILL_STREAMS
+    if missing:
+        rows += (_channels_newest if merged else _channels_pages)(missing, limit)
+    if not merged:
+        fresh += list(missing)
+    for stream in (*fresh, *missing):
+        pages[stream] = []
+    for (stream, _row), payload in zip(rows, row_payloads([row for _stream, row in rows]), strict=True):
+        pages[stream].append(payload)
+    with _recent_cache_lock:
+        if len(_recent_cache) + len(fresh) > RECENT_CACHE_STREAMS:
+            _recent_cache.clear()
+        for stream in fresh:
+            _recent_cache[stream] = (last_seqs[stream], now, pages[stream])
+    return pages
 
 
 def reset_recent_cache() -> None:
@@ -274,9 +327,11 @@ def connect_history(*, last_seqs: dict[str, int], limit: int = PAGE_DEFAULT) -> 
     """The newest ``limit`` messages across streams (each up to its given seq), oldest first.
 
     Timestamps have one fixed width, so their strings sort in time order; within
-    one stream, seq breaks ties between messages of the same millisecond.
+    one stream, seq breaks ties between messages of the same millisecond, and
+    exact ties across streams keep the streams' order (the sort is stable).
     """
-    candidates = [payload for payloads in _streams_recent(last_seqs) for payload in payloads[: limit + 1]]
+    pages = _streams_recent(last_seqs)
+    candidates = [payload for stream in last_seqs for payload in pages.get(stream, [])[: limit + 1]]
     candidates.sort(key=lambda payload: (payload["created_at"], payload["seq"]), reverse=True)
     return StreamPage(channel=None, messages=candidates[:limit][::-1], has_more=len(candidates) > limit)
 

@@ -41,6 +41,26 @@ def test_connect_costs_the_same_queries_in_2_and_in_12_channels(alice):
     assert connect_queries(alice) == with_two
 
 
+def state_queries(user) -> int:
+    """Queries of ``ready`` and the connect history alone, whatever is cached."""
+    streams = database.connection_open(user=user, connection_id=f"c-{len(connection.queries)}", limit=100)
+    with CaptureQueriesContext(connection) as queries:
+        database.initial_state(user=user, streams=streams)
+    return len(queries)
+
+
+def test_a_reconnect_reads_few_channels_from_the_cache_and_many_in_one_query(alice, monkeypatch):
+    add_channels(alice, 0, 3)
+    connect_queries(alice)
+    warm = state_queries(alice)
+    monkeypatch.setattr("messaging.selectors.RECENT_FILL_STREAMS", 2)  # three channels are now "many"
+    connect_queries(alice)
+    merged = state_queries(alice)
+    # Few channels came from the cache; many are read again each time (one
+    # query, with one for their reactions and one for their mentions).
+    assert merged == warm + 3
+
+
 def _old_connect_history(last_seqs: dict[str, int], limit: int = 50) -> list[dict]:
     """The connect history as it was computed before: each stream read on its own, merged here."""
     from messaging.payloads import message_payloads
@@ -54,8 +74,11 @@ def _old_connect_history(last_seqs: dict[str, int], limit: int = 50) -> list[dic
     return candidates[:limit][::-1]
 
 
-def test_connect_history_is_what_reading_each_stream_alone_gives(alice):
-    """Many channels, messages of several streams in the same millisecond, positions cut short."""
+@pytest.mark.parametrize("fill_streams", [8, 0], ids=["pages-cached", "merged"])
+def test_connect_history_is_what_reading_each_stream_alone_gives(alice, monkeypatch, fill_streams):
+    """Many channels, messages of several streams in the same millisecond, positions cut short;
+    channels read whole and cached, or merged to one page."""
+    monkeypatch.setattr("messaging.selectors.RECENT_FILL_STREAMS", fill_streams)
     from datetime import timedelta
 
     from django.db import transaction
