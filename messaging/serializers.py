@@ -34,15 +34,24 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class MessageCreateInputSerializer(serializers.Serializer):
-    """Shape only; ``message_send`` trims and measures the content and checks the channel."""
+def channel_name_field() -> StrictCharField:
+    """A channel's name or null for the lobby, and required: shape only (the service looks it up).
 
-    channel = StrictCharField(
+    A missing channel is never the lobby, so that a client bug cannot make a
+    private message public.
+    """
+    return StrictCharField(
         allow_null=True,
         allow_blank=True,
         trim_whitespace=False,
         help_text="A channel name, or null for the lobby. Required: a missing channel is never the lobby.",
     )
+
+
+class MessageCreateInputSerializer(serializers.Serializer):
+    """Shape only; ``message_send`` trims and measures the content and checks the channel."""
+
+    channel = channel_name_field()
     content = StrictCharField(
         allow_blank=True,
         trim_whitespace=False,
@@ -120,12 +129,7 @@ class MessagePageSerializer(serializers.Serializer):
 class ReadInputSerializer(serializers.Serializer):
     """Shape only; ``read_mark`` clamps the position and checks the channel."""
 
-    channel = StrictCharField(
-        allow_null=True,
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="A channel name, or null for the lobby.",
-    )
+    channel = channel_name_field()
     seq = StrictIntegerField(
         min_value=0, help_text="The highest position read; above the channel's last it is taken as the last."
     )

@@ -123,3 +123,22 @@ def published(monkeypatch, django_capture_on_commit_callbacks):
 def envelope(kind: str, **fields) -> dict:
     """The wire shape of an envelope, written out here rather than built by the code under test."""
     return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
+
+
+@pytest.fixture
+def superuser(make_user) -> User:
+    """A moderator with every admin permission."""
+    user = make_user("moderator")
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
+
+
+@pytest.fixture
+def admin_client(superuser):
+    """Django's test client logged in as ``superuser``, as a moderator's browser would be."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(superuser)
+    return client

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/accounts/user/"
 
 
-@pytest.fixture
-def staff_client(client, make_user):
-    staff = make_user("moderator")
-    staff.is_staff = True
-    staff.is_superuser = True
-    staff.save()
-    client.force_login(staff)
-    return client
-
-
 def inline_data(page) -> dict:
     """The inline formsets' management and hidden fields, as the browser would post them."""
     data = {}
@@ -57,9 +47,9 @@ def listed(response) -> set[str]:
     return {user.username for user in response.context["cl"].result_list}
 
 
-def test_changelist_loads(staff_client, make_user):
+def test_changelist_loads(admin_client, make_user):
     make_user("ada")
-    response = staff_client.get(CHANGELIST)
+    response = admin_client.get(CHANGELIST)
     assert response.status_code == 200
     assert listed(response) == {"moderator", "ada"}
 
@@ -72,31 +62,31 @@ def test_non_staff_cannot_use_the_admin(client, make_user):
     assert "/admin/login/" in response["Location"]
 
 
-def test_search_by_username_and_email(staff_client, make_user):
+def test_search_by_username_and_email(admin_client, make_user):
     make_user("ada", email="lovelace@example.com")
     make_user("bob")
-    assert listed(staff_client.get(CHANGELIST, {"q": "ADA"})) == {"ada"}
-    assert listed(staff_client.get(CHANGELIST, {"q": "lovelace"})) == {"ada"}
+    assert listed(admin_client.get(CHANGELIST, {"q": "ADA"})) == {"ada"}
+    assert listed(admin_client.get(CHANGELIST, {"q": "lovelace"})) == {"ada"}
 
 
-def test_filters_by_active_staff_and_status(staff_client, make_user):
+def test_filters_by_active_staff_and_status(admin_client, make_user):
     ada, bob = make_user("ada"), make_user("bob")
     User.objects.filter(pk=ada.pk).update(is_active=False)
     User.objects.filter(pk=bob.pk).update(status="away")
-    assert listed(staff_client.get(CHANGELIST, {"is_active__exact": "0"})) == {"ada"}
-    assert listed(staff_client.get(CHANGELIST, {"status__exact": "away"})) == {"bob"}
-    assert listed(staff_client.get(CHANGELIST, {"is_staff__exact": "1"})) == {"moderator"}
+    assert listed(admin_client.get(CHANGELIST, {"is_active__exact": "0"})) == {"ada"}
+    assert listed(admin_client.get(CHANGELIST, {"status__exact": "away"})) == {"bob"}
+    assert listed(admin_client.get(CHANGELIST, {"is_staff__exact": "1"})) == {"moderator"}
 
 
-def test_change_and_add_pages_load(staff_client, make_user):
+def test_change_and_add_pages_load(admin_client, make_user):
     ada = make_user("ada")
     login_tokens(ada)
-    assert staff_client.get(f"{CHANGELIST}{ada.pk}/change/").status_code == 200
-    assert staff_client.get(f"{CHANGELIST}add/").status_code == 200
+    assert admin_client.get(f"{CHANGELIST}{ada.pk}/change/").status_code == 200
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 200
 
 
-def test_admin_can_add_a_user(staff_client):
-    page = staff_client.get(f"{CHANGELIST}add/")
+def test_admin_can_add_a_user(admin_client):
+    page = admin_client.get(f"{CHANGELIST}add/")
     password = "long-Pass-phrase-9"
     data = {
         **inline_data(page),
@@ -105,16 +95,16 @@ def test_admin_can_add_a_user(staff_client):
         "password1": password,
         "password2": password,
     }
-    response = staff_client.post(f"{CHANGELIST}add/", data)
+    response = admin_client.post(f"{CHANGELIST}add/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     user = User.objects.get(username="newbie")
     assert user.check_password(password)
 
 
-def test_deactivate_action_deactivates_and_ends_sessions(staff_client, api, make_user):
+def test_deactivate_action_deactivates_and_ends_sessions(admin_client, api, make_user):
     ada, bob, cid = make_user("ada"), make_user("bob"), make_user("cid")
     ada_tokens, bob_tokens, cid_tokens = login_tokens(ada), login_tokens(bob), login_tokens(cid)
-    response = staff_client.post(
+    response = admin_client.post(
         CHANGELIST, {"action": "deactivate_users", "_selected_action": [str(ada.pk), str(bob.pk)]}
     )
     assert response.status_code == 302
@@ -129,10 +119,10 @@ def test_deactivate_action_deactivates_and_ends_sessions(staff_client, api, make
     }
 
 
-def test_reactivate_action_lets_users_log_in_again(staff_client, api, make_user):
+def test_reactivate_action_lets_users_log_in_again(admin_client, api, make_user):
     ada = make_user("ada")
     User.objects.filter(pk=ada.pk).update(is_active=False)
-    response = staff_client.post(
+    response = admin_client.post(
         CHANGELIST, {"action": "reactivate_users", "_selected_action": [str(ada.pk)]}
     )
     assert response.status_code == 302
@@ -145,11 +135,11 @@ def test_reactivate_action_lets_users_log_in_again(staff_client, api, make_user)
     ]
 
 
-def test_unticking_active_in_the_change_form_ends_sessions(staff_client, api, make_user):
+def test_unticking_active_in_the_change_form_ends_sessions(admin_client, api, make_user):
     ada = make_user("ada")
     tokens = login_tokens(ada)
-    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
-    response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page, skip={"is_active"}))
+    page = admin_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    response = admin_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page, skip={"is_active"}))
     assert response.status_code == 302, response.context["adminform"].form.errors
     ada.refresh_from_db()
     assert not ada.is_active
@@ -165,11 +155,11 @@ def test_unticking_active_in_the_change_form_ends_sessions(staff_client, api, ma
     )
 
 
-def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_user):
+def test_saving_the_form_without_change_keeps_sessions(admin_client, api, make_user):
     ada = make_user("ada")
     tokens = login_tokens(ada)
-    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
-    response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
+    page = admin_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    response = admin_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
     assert response.status_code == 302, response.context["adminform"].form.errors
     ada.refresh_from_db()
     assert ada.is_active
@@ -177,13 +167,13 @@ def test_saving_the_form_without_change_keeps_sessions(staff_client, api, make_u
     assert not AuditRecord.objects.exists()
 
 
-def test_a_status_edit_in_the_admin_announces_presence(staff_client, make_user, connections, published):
+def test_a_status_edit_in_the_admin_announces_presence(admin_client, make_user, connections, published):
     ada = make_user("ada")
     connections(ada)  # connected, so others see the change
-    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    page = admin_client.get(f"{CHANGELIST}{ada.pk}/change/")
     data = {**form_data(page), "status": "away"}
     with published.capture():
-        response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", data)
+        response = admin_client.post(f"{CHANGELIST}{ada.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     ada.refresh_from_db()
     assert ada.status == "away"
@@ -194,23 +184,23 @@ def test_a_status_edit_in_the_admin_announces_presence(staff_client, make_user, 
 
 
 def test_saving_the_admin_form_without_a_status_change_announces_nothing(
-    staff_client, make_user, connections, published
+    admin_client, make_user, connections, published
 ):
     ada = make_user("ada")
     connections(ada)
-    page = staff_client.get(f"{CHANGELIST}{ada.pk}/change/")
+    page = admin_client.get(f"{CHANGELIST}{ada.pk}/change/")
     with published.capture():
-        response = staff_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
+        response = admin_client.post(f"{CHANGELIST}{ada.pk}/change/", form_data(page))
     assert response.status_code == 302
     assert published.calls == []
 
 
-def test_setting_a_password_in_the_admin_ends_every_session(staff_client, api, make_user, published):
+def test_setting_a_password_in_the_admin_ends_every_session(admin_client, api, make_user, published):
     ada = make_user("ada")
     first, second = login_tokens(ada), login_tokens(ada)
     password = "A-new-Password-for-ada-42"
     with published.capture():
-        response = staff_client.post(
+        response = admin_client.post(
             f"{CHANGELIST}{ada.pk}/password/",
             {"password1": password, "password2": password, "usable_password": "true"},
         )
@@ -228,9 +218,9 @@ def test_setting_a_password_in_the_admin_ends_every_session(staff_client, api, m
     assert password not in record.detail
 
 
-def test_disabling_password_login_in_the_admin_is_audited(staff_client, make_user):
+def test_disabling_password_login_in_the_admin_is_audited(admin_client, make_user):
     ada = make_user("ada")
-    response = staff_client.post(
+    response = admin_client.post(
         f"{CHANGELIST}{ada.pk}/password/", {"usable_password": "false", "unset-password": "1"}
     )
     assert response.status_code == 302, response.context["form"].errors
@@ -251,11 +241,11 @@ def test_a_users_own_password_change_is_not_moderation(auth_client, make_user):
     assert not AuditRecord.objects.exists()
 
 
-def test_users_cannot_be_deleted_in_the_admin(staff_client, make_user):
+def test_users_cannot_be_deleted_in_the_admin(admin_client, make_user):
     """Deleting would take a user's messages away unannounced; moderators deactivate instead."""
     ada = make_user("ada")
-    assert staff_client.get(f"{CHANGELIST}{ada.pk}/delete/").status_code == 403
-    assert staff_client.post(f"{CHANGELIST}{ada.pk}/delete/", {"post": "yes"}).status_code == 403
-    actions = staff_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert admin_client.get(f"{CHANGELIST}{ada.pk}/delete/").status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{ada.pk}/delete/", {"post": "yes"}).status_code == 403
+    actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
     assert "delete_selected" not in {name for name, _ in actions}
     assert User.objects.filter(pk=ada.pk).exists()

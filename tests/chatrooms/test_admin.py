@@ -15,43 +15,29 @@ CHANGELIST = "/admin/chatrooms/channel/"
 
 
 @pytest.fixture
-def staff(make_user):
-    user = make_user("moderator")
-    user.is_staff = user.is_superuser = True
-    user.save()
-    return user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
 def kinds(alice, bob):
     services.channel_create(user=alice, name="open")
     services.channel_create(user=alice, name="hush", private=True)
     direct.direct_open(user=alice, username="bob")
 
 
-def test_the_list_shows_every_kind_with_a_filter(staff_client, kinds):
-    page = staff_client.get(CHANGELIST)
+def test_the_list_shows_every_kind_with_a_filter(admin_client, kinds):
+    page = admin_client.get(CHANGELIST)
     assert page.status_code == 200
     shown = {channel.name for channel in page.context["cl"].result_list}
     assert shown == {"open", "hush", "@alice+bob"}
     assert b"kind" in page.content.lower()
-    private = staff_client.get(f"{CHANGELIST}?kind__exact=private")
+    private = admin_client.get(f"{CHANGELIST}?kind__exact=private")
     assert [channel.name for channel in private.context["cl"].result_list] == ["hush"]
-    direct_only = staff_client.get(f"{CHANGELIST}?kind__exact=direct")
+    direct_only = admin_client.get(f"{CHANGELIST}?kind__exact=direct")
     assert [channel.name for channel in direct_only.context["cl"].result_list] == ["@alice+bob"]
 
 
-def test_the_change_page_shows_bans_read_only(staff_client, kinds, alice, make_user):
+def test_the_change_page_shows_bans_read_only(admin_client, kinds, alice, make_user):
     make_user("spammer")
     bans.ban_add(actor=alice, name="hush", username="spammer", reason="links everywhere")
     channel = Channel.objects.get(name="hush")
-    page = staff_client.get(f"{CHANGELIST}{channel.id}/change/")
+    page = admin_client.get(f"{CHANGELIST}{channel.id}/change/")
     assert page.status_code == 200
     assert b"links everywhere" in page.content
     assert b"spammer" in page.content
@@ -59,10 +45,10 @@ def test_the_change_page_shows_bans_read_only(staff_client, kinds, alice, make_u
 
 
 @pytest.mark.parametrize("name", ["hush", "@alice+bob"])
-def test_deleting_in_the_admin_is_announced_and_audited(staff_client, kinds, published, name):
+def test_deleting_in_the_admin_is_announced_and_audited(admin_client, kinds, published, name):
     channel = Channel.objects.get(name=name)
     with published.capture():
-        response = staff_client.post(f"{CHANGELIST}{channel.id}/delete/", {"post": "yes"})
+        response = admin_client.post(f"{CHANGELIST}{channel.id}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Channel.objects.filter(name=name).exists()
     assert [group for group, _ in published.calls] == [channel_group(channel.id)]
@@ -72,9 +58,9 @@ def test_deleting_in_the_admin_is_announced_and_audited(staff_client, kinds, pub
     ]
 
 
-def test_bulk_delete_in_the_admin_is_audited_per_channel(staff_client, kinds):
+def test_bulk_delete_in_the_admin_is_audited_per_channel(admin_client, kinds):
     ids = [str(pk) for pk in Channel.objects.values_list("id", flat=True)]
-    response = staff_client.post(
+    response = admin_client.post(
         CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
     )
     assert response.status_code == 302
