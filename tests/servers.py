@@ -56,6 +56,8 @@ class ServerProcess:
     log_path: Path
     process: subprocess.Popen | None = None
     extra: dict = field(default_factory=dict)
+    # Sent with the start-up probe, e.g. X-Forwarded-Proto when CHAT_SSL_REDIRECT=1.
+    probe_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -80,7 +82,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.base_url}/api/health", timeout=1).status_code == 200:
+                probe = requests.get(f"{self.base_url}/api/health", headers=self.probe_headers, timeout=1)
+                if probe.status_code == 200:
                     return
             except requests.RequestException:
                 time.sleep(0.1)
