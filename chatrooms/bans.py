@@ -18,6 +18,7 @@ from chatrooms.models import BAN_REASON_MAX_LENGTH, Ban, Channel
 from chatrooms.selectors import ban_list, channel_get
 from chatrooms.services import can_moderate, channel_lock, member_target, membership_remove, refuse_direct
 from core.errors import ChatError, Forbidden, InvalidInput, UserNotFound
+from core.userlimits import enforce_user_rate
 
 
 class NoSuchBan(ChatError):
@@ -39,6 +40,7 @@ def ban_add(*, actor: User, name: str, username: str, reason: str = "") -> tuple
 
     Banning again returns the existing ban unchanged (its reason too).
     """
+    enforce_user_rate("membership", actor.id)
     channel = _moderated_channel(actor=actor, name=name)
     if len(reason) > BAN_REASON_MAX_LENGTH:
         raise InvalidInput(f"Use at most {BAN_REASON_MAX_LENGTH} characters.", field="reason")
@@ -74,6 +76,7 @@ def _ban_of(*, channel: Channel, user: User) -> Ban | None:
 
 def ban_remove(*, actor: User, name: str, username: str) -> None:
     """Lift a ban; 404 when there is no such ban (or no such user)."""
+    enforce_user_rate("membership", actor.id)
     channel = _moderated_channel(actor=actor, name=name)
     ban = None
     with contextlib.suppress(UserNotFound):

@@ -14,6 +14,7 @@ from accounts.models import User
 from chatrooms.models import Channel, Membership
 from chatrooms.services import active_user, subscribe_on_commit
 from chatrooms.streams import channel_streams
+from core.userlimits import enforce_user_rate
 from realtime.groups import channel_stream
 
 
@@ -36,13 +37,15 @@ def direct_open(*, user: User, username: str) -> tuple[Channel, bool]:
 
     On creation both users are members at read position 0 and their open
     sockets are subscribed after commit; opening it again sends nothing.
-    Unknown and inactive users are 404.
+    Unknown and inactive users are 404. Opening a new one counts against
+    ``CHAT_CHANNEL_CREATE_RATE`` (429 past it); finding an existing one is free.
     """
     other = active_user(username=username)
     pair = direct_pair(user, other)
     existing = _direct_channel(pair)
     if existing is not None:
         return existing, False
+    enforce_user_rate("channel_create", user.id)
     members = [user] if other.id == user.id else [user, other]
     try:
         with transaction.atomic():

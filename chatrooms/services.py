@@ -9,6 +9,12 @@ change memberships too, use the same two steps (``membership_add``,
 
 Every lookup goes through ``selectors.channel_get``, so a channel the caller
 cannot see is refused as one that does not exist, before any other check.
+
+The per-user limits are counted here, for every route alike: each creation
+attempt with a valid name counts against ``CHAT_CHANNEL_CREATE_RATE``, and
+each join, leave, member add or removal and ban (``chatrooms.bans``) against
+``CHAT_MEMBERSHIP_RATE``, before the channel is looked up, whether it then
+succeeds or not (docs/security.md, "Rate limits").
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from chatrooms.models import Ban, Channel, Membership, channel_name_validator
 from chatrooms.selectors import channel_get, is_member
 from chatrooms.streams import channel_streams
 from core.errors import Forbidden, InvalidInput, KindNotAllowed, NotAllowed, OwnerCannotLeave, UserNotFound
+from core.userlimits import enforce_user_rate
 from realtime import frames
 from realtime.envelopes import (
     channel_deleted_envelope,
@@ -73,6 +80,7 @@ def channel_create(*, user: User, name: str, description: str = "", private: boo
     name = _clean_name(name)
     if len(description) > DESCRIPTION_MAX_LENGTH:
         raise InvalidInput(f"Use at most {DESCRIPTION_MAX_LENGTH} characters.", field="description")
+    enforce_user_rate("channel_create", user.id)
     if Channel.objects.filter(name__lower=name.lower()).exists():
         raise InvalidInput(DUPLICATE_NAME, field="name")
     kind = Channel.Kind.PRIVATE if private else Channel.Kind.PUBLIC
@@ -90,6 +98,7 @@ def channel_create(*, user: User, name: str, description: str = "", private: boo
 
 def channel_join(*, user: User, name: str) -> Channel:
     """Make ``user`` a member; joining twice is not an error and announces nothing. Banned users get 403."""
+    enforce_user_rate("membership", user.id)
     channel = channel_get(user=user, name=name)
     refuse_direct(channel, "joined")
     membership_add(user=user, channel=channel, if_banned="You are banned from this channel.")
@@ -101,6 +110,7 @@ def member_add(*, actor: User, name: str, username: str) -> Channel:
 
     Adding a member again changes nothing and announces nothing.
     """
+    enforce_user_rate("membership", actor.id)
     channel = channel_get(user=actor, name=name)
     refuse_direct(channel, "given new members")
     if not is_member(user=actor, channel=channel):
@@ -165,6 +175,7 @@ def subscribe_on_commit(*, user: User, channel: Channel, last_seq: int, then: tu
 
 def channel_leave(*, user: User, name: str) -> Channel:
     """End ``user``'s membership; the owner must delete the channel instead."""
+    enforce_user_rate("membership", user.id)
     channel = channel_get(user=user, name=name)
     refuse_direct(channel, "left")
     _leave(user=user, channel=channel)
@@ -183,6 +194,7 @@ def member_remove(*, actor: User, name: str, username: str) -> None:
 
     Removing someone who is not a member changes nothing (204, no frames).
     """
+    enforce_user_rate("membership", actor.id)
     channel = channel_get(user=actor, name=name)
     refuse_direct(channel, "left or have members removed")
     user = user_get(username=username)

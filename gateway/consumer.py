@@ -204,7 +204,9 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     async def on_sync(self, frame: dict[str, Any]) -> None:
         """Each stream's missed changes, page by page; a stream refused (404, not a member) gets its
         own error frame. At most ``CHAT_SYNC_MAX`` per stream: its last frame then has ``has_more``."""
-        for name, after in protocol.after_field(frame).items():
+        after_positions = protocol.after_field(frame)
+        await db(database.sync_start)(user=self.user)
+        for name, after in after_positions.items():
             try:
                 await self._sync_stream(name, after)
             except ChatError as exc:

@@ -20,6 +20,7 @@ from accounts.models import LoginSession, User
 from accounts.selectors import sessions_revoked
 from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
 from chatrooms import selectors as channel_selectors
+from core.userlimits import user_rate_allows
 from messaging import reads
 from messaging import selectors as message_selectors
 from messaging.positions import last_positions
@@ -65,7 +66,10 @@ def handshake_identity(token: str | None) -> tuple[User, LoginSession]:
 
 
 def connection_open(*, user: User, connection_id: str, limit: int) -> dict[str, str | None]:
-    """Count the connection (Refused 4429 past ``limit``); return its streams -> channel names."""
+    """Count the handshake against ``CHAT_CONNECT_RATE`` and the connection against ``limit`` (either
+    refused with 4429); return its streams -> channel names."""
+    if not user_rate_allows("connect", user.id):
+        raise Refused(frames.CLOSE_TOO_MANY)
     if not presence.connection_opened(user=user, connection_id=connection_id, limit=limit):
         raise Refused(frames.CLOSE_TOO_MANY)
     streams: dict[str, str | None] = {LOBBY_STREAM: None}
@@ -122,6 +126,11 @@ def history(*, user: User, name: str | None, before: Any, limit: int) -> dict[st
         has_more=page.has_more,
         with_channel=True,
     )
+
+
+def sync_start(*, user: User) -> None:
+    """Count one ``sync`` frame, however many streams and pages it covers, as one read request."""
+    message_selectors.read_request_count(user=user)
 
 
 def sync_page(*, user: User, name: str, after: int, limit: int) -> StreamPage:

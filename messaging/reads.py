@@ -15,6 +15,8 @@ same statement, so ``last_seq`` and the counts describe one moment.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +28,20 @@ from accounts.models import User
 from chatrooms.models import Membership
 from chatrooms.selectors import access_channel
 from core.errors import InvalidInput
+from core.userlimits import user_rate_allows
 from messaging.models import LobbyRead, Mention, Message, StreamSequence
 from messaging.positions import last_position
 from realtime import frames
 from realtime.envelopes import frame_envelope
 from realtime.groups import LOBBY_STREAM, channel_stream, user_group
 from realtime.publish import broadcast_on_commit
+
+logger = logging.getLogger(__name__)
+
+# A read past CHAT_READ_RATE is kept (the highest per user and stream) and
+# applied this long after the first one kept, so the latest position still
+# lands within a second while the writes and ``read`` frames stay bounded.
+READ_DEFER_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -196,22 +206,91 @@ def read_mark(*, user: User, channel_name: str | None, seq: Any) -> ReadResult:
     stream's last position and never backwards; announce it when it moved.
 
     Raises ``invalid_message`` (400) for a bad ``seq``, ``channel_not_found``
-    (404) and ``not_a_member`` (403) through ``access_channel``.
+    (404) and ``not_a_member`` (403) through ``access_channel``. Past
+    ``CHAT_READ_RATE`` the move is not refused but deferred (``deferred_reads``):
+    the answer is then the position as it stands, and the move lands within a
+    second, announced as usual.
     """
     wanted = clean_seq(seq)
     channel = None if channel_name is None else access_channel(user=user, name=channel_name)
     channel_id = channel.id if channel is not None else None
     name = channel.name if channel is not None else None
+    if not user_rate_allows("read", user.id):
+        deferred_reads.keep(user_id=user.id, channel_id=channel_id, channel=name, seq=wanted)
+        return ReadResult(channel=name, state=_read_state(user_id=user.id, channel_id=channel_id, target=0))
+    return ReadResult(
+        channel=name, state=_read_move(user_id=user.id, channel_id=channel_id, channel=name, seq=wanted)
+    )
+
+
+def _read_state(*, user_id: UUID, channel_id: UUID | None, target: int) -> ReadState:
+    states = read_states(
+        user_id=user_id, channel_ids=[] if channel_id is None else [channel_id], lobby=channel_id is None
+    )
+    return states.get(channel_id) or ReadState(channel_id, target, target, 0, 0)
+
+
+def _read_move(*, user_id: UUID, channel_id: UUID | None, channel: str | None, seq: int) -> ReadState:
+    """Move the position to ``seq`` (clamped, never back) and announce it when it moved."""
     with transaction.atomic():
-        target = min(wanted, last_position(channel_stream(channel_id)))
-        moved = _pointer_move(user_id=user.id, channel_id=channel_id, seq=target)
-        states = read_states(
-            user_id=user.id, channel_ids=[] if channel_id is None else [channel_id], lobby=channel_id is None
-        )
-        state = states.get(channel_id) or ReadState(channel_id, target, target, 0, 0)
+        target = min(seq, last_position(channel_stream(channel_id)))
+        moved = _pointer_move(user_id=user_id, channel_id=channel_id, seq=target)
+        state = _read_state(user_id=user_id, channel_id=channel_id, target=target)
         if moved:
-            _announce_read_on_commit(user_id=user.id, channel=name, state=state)
-    return ReadResult(channel=name, state=state)
+            _announce_read_on_commit(user_id=user_id, channel=channel, state=state)
+    return state
+
+
+class DeferredReads:
+    """Reads dropped by ``CHAT_READ_RATE``, the highest per user and stream, applied by a timer.
+
+    Dropping them silently must not lose the reader's place: the last
+    position sent still applies, ``READ_DEFER_SECONDS`` after the first read
+    kept since the last flush, on a short-lived thread with its own database
+    connection. Reads kept in a process that dies before the flush are lost,
+    as an unsent read would be.
+    """
+
+    def __init__(self, delay: float = READ_DEFER_SECONDS) -> None:
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[UUID, UUID | None], tuple[str | None, int]] = {}
+        self._timer: threading.Timer | None = None
+
+    def keep(self, *, user_id: UUID, channel_id: UUID | None, channel: str | None, seq: int) -> None:
+        with self._lock:
+            kept = self._pending.get((user_id, channel_id))
+            if kept is None or kept[1] < seq:
+                self._pending[(user_id, channel_id)] = (channel, seq)
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Apply every kept read (each in its own transaction); called by the timer, or by tests."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._timer = None
+        try:
+            for (user_id, channel_id), (channel, seq) in pending.items():
+                try:
+                    _read_move(user_id=user_id, channel_id=channel_id, channel=channel, seq=seq)
+                except Exception:
+                    logger.exception("a deferred read of %s could not be applied", user_id)
+        finally:
+            if isinstance(threading.current_thread(), threading.Timer):
+                connection.close()  # the timer's thread ends here; so does its connection
+
+    def reset(self) -> None:
+        """Forget what is kept and stop the timer (tests)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._pending, self._timer = {}, None
+
+
+deferred_reads = DeferredReads()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from chatrooms.selectors import access_channel
 from core.errors import InvalidInput, MessageNotFound
 from core.pagination import DEFAULT_LIMIT as PAGE_DEFAULT
 from core.pagination import MAX_LIMIT as PAGE_MAX
+from core.userlimits import enforce_user_rate
 from messaging.models import Message
 from messaging.pages import MessagePage, Order, cut
 from messaging.payloads import MESSAGE_COLUMNS, message_payloads, row_payloads
@@ -51,6 +52,12 @@ class StreamPage:
     channel: str | None
     messages: list[dict[str, Any]]
     has_more: bool
+
+
+def read_request_count(*, user: User) -> None:
+    """Count one read request (a message list, search, ``history`` or ``sync`` frame) against
+    ``CHAT_READ_RATE``; past it ``RateLimited`` (429, or a ``rate_limited`` error frame)."""
+    enforce_user_rate("read", user.id)
 
 
 def _stream_messages(stream: str) -> QuerySet[Message]:
@@ -127,8 +134,10 @@ def message_page(
 
     ``channel_name``: ALL_STREAMS, None for the lobby, or a channel name
     (404 unknown, 403 not a member). ``before``/``after`` and ``reply_to``
-    must name a message ``user`` can read in that scope, else 400.
+    must name a message ``user`` can read in that scope, else 400. Each call
+    is one read request (``read_request_count``).
     """
+    read_request_count(user=user)
     if before is not None and after is not None:
         raise InvalidInput("Give before or after, not both.", field="after")
     across = isinstance(channel_name, AllStreams)
@@ -340,7 +349,11 @@ def connect_history(*, last_seqs: dict[str, int], limit: int = PAGE_DEFAULT) -> 
 
 
 def history_page(*, user: User, name: str | None, before: Any, limit: int = PAGE_DEFAULT) -> StreamPage:
-    """Up to ``limit`` messages of one stream, those just before the message ``before`` (or the newest)."""
+    """Up to ``limit`` messages of one stream, those just before the message ``before`` (or the newest).
+
+    Each call is one read request (``read_request_count``): the ``history`` frame's.
+    """
+    read_request_count(user=user)
     limit = min(limit, PAGE_MAX)
     channel = _channel_for(user=user, name=name)
     rows = Message.objects.filter(channel=channel)

@@ -11,7 +11,9 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import User
+from core.userlimits import reset_user_limits
 from messaging.ratelimit import reset_message_rate_limiter
+from messaging.reads import deferred_reads
 from messaging.selectors import reset_recent_cache
 from realtime.envelopes import HUB_EVENT_TYPE
 from realtime.presence_store import get_presence_store
@@ -29,9 +31,12 @@ def _fresh_caches():
 
     cache.clear()
     reset_message_rate_limiter()
+    reset_user_limits()
     reset_recent_cache()
     yield
     reset_message_rate_limiter()
+    reset_user_limits()
+    deferred_reads.reset()
 
 
 @pytest.fixture

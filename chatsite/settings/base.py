@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(os.environ.get("CHAT_DATA_DIR", BASE_DIR / "data"))
 
@@ -40,6 +42,13 @@ def env_float(name: str, default: float) -> float:
         return float(value) if value.strip() else default
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate like ``10/h`` (``N/[k]s|m|h|d``), checked now so a typo stops the start."""
+    value = os.environ.get(name, "").strip() or default
+    parse_rate(value, name=name)
+    return value
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -327,6 +336,11 @@ CHAT_REGISTER_RATE = os.environ.get("CHAT_REGISTER_RATE", "20/h")
 CHAT_MESSAGE_BURST = env_int("CHAT_MESSAGE_BURST", 20)
 CHAT_MESSAGE_RATE = env_float("CHAT_MESSAGE_RATE", 5.0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10)
+# Per-user limits, counted across processes (core.userlimits; docs/security.md).
+CHAT_CHANNEL_CREATE_RATE = env_rate("CHAT_CHANNEL_CREATE_RATE", "10/h")
+CHAT_MEMBERSHIP_RATE = env_rate("CHAT_MEMBERSHIP_RATE", "60/m")
+CHAT_READ_RATE = env_rate("CHAT_READ_RATE", "120/m")
+CHAT_CONNECT_RATE = env_rate("CHAT_CONNECT_RATE", "60/m")
 # Messages one ``sync`` frame sends per channel before ``has_more``.
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 5000)
 # Trust X-Forwarded-For for the client address only behind a known proxy.
