@@ -60,6 +60,10 @@ ENVIRONMENT = {
     "CHAT_MESSAGE_RATE": "10000000",
     "CHAT_LOGIN_RATE": "100000/m",
     "CHAT_REGISTER_RATE": "100000/m",
+    "CHAT_CHANNEL_CREATE_RATE": "100000/m",
+    "CHAT_MEMBERSHIP_RATE": "100000/m",
+    "CHAT_READ_RATE": "100000/m",
+    "CHAT_CONNECT_RATE": "100000/m",
     # No housekeeping round (and its queries) during a measurement.
     "CHAT_HOUSEKEEPING_SECONDS": "3600",
     "CHAT_PRESENCE_TTL": "7200",

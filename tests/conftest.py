@@ -40,6 +40,18 @@ def _fresh_caches():
 
 
 @pytest.fixture
+def rates(settings):
+    """``rates(CHAT_MEMBERSHIP_RATE="2/h", ...)``: these per-user limits from now on in this test."""
+
+    def set_rates(**values: str) -> None:
+        for name, value in values.items():
+            setattr(settings, name, value)
+        reset_user_limits()
+
+    return set_rates
+
+
+@pytest.fixture
 def make_user(db) -> Callable[..., User]:
     def make(
         username: str | None = None, *, email: str | None = None, password: str = DEFAULT_PASSWORD
