@@ -58,7 +58,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=ChannelCreateInputSerializer,
-        responses={201: ChannelSerializer, **errors(400, 401)},
+        responses={201: ChannelSerializer, **errors(400, 401, 429)},
         summary="Create a channel (public, or private): the caller owns it and is its first member",
     )
     def create(self, request: Request) -> Response:
@@ -99,7 +99,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=None,
-        responses={200: ChannelSerializer, **errors(400, 401, 403, 404)},
+        responses={200: ChannelSerializer, **errors(400, 401, 403, 404, 429)},
         summary="Join a channel (joining twice is not an error; banned users are refused)",
     )
     @action(detail=True, methods=["post"], pagination_class=None)
@@ -108,7 +108,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=None,
-        responses={200: ChannelSerializer, **errors(400, 401, 404)},
+        responses={200: ChannelSerializer, **errors(400, 401, 404, 429)},
         summary="Leave a channel (not its owner; only one you are in)",
     )
     @action(detail=True, methods=["post"], pagination_class=None)
@@ -117,7 +117,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=MemberAddInputSerializer,
-        responses={200: ChannelSerializer, **errors(400, 401, 403, 404)},
+        responses={200: ChannelSerializer, **errors(400, 401, 403, 404, 429)},
         summary="Add a user to a channel you are a member of (adding a member again changes nothing)",
     )
     @action(detail=True, methods=["post"], pagination_class=None)
@@ -131,7 +131,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
         request=None,
         responses={
             204: OpenApiResponse(description="Removed (or was not a member)."),
-            **errors(400, 401, 403, 404),
+            **errors(400, 401, 403, 404, 429),
         },
         summary="Remove a member (the owner or staff), or yourself (a leave)",
     )
@@ -151,7 +151,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=BanInputSerializer,
-        responses={201: BanSerializer, 200: BanSerializer, **errors(400, 401, 403, 404)},
+        responses={201: BanSerializer, 200: BanSerializer, **errors(400, 401, 403, 404, 429)},
         summary="Ban a user (owner or staff): removed at once, refused on join and add",
     )
     @bans.mapping.post
@@ -165,7 +165,10 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=None,
-        responses={204: OpenApiResponse(description="The ban is lifted."), **errors(400, 401, 403, 404)},
+        responses={
+            204: OpenApiResponse(description="The ban is lifted."),
+            **errors(400, 401, 403, 404, 429),
+        },
         summary="Lift a ban (owner or staff)",
     )
     @action(detail=True, methods=["delete"], url_path=f"bans/{USERNAME_IN_PATH}", pagination_class=None)
@@ -179,7 +182,7 @@ class DirectChannelView(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: ChannelSerializer, 200: ChannelSerializer, **errors(401, 404)},
+        responses={201: ChannelSerializer, 200: ChannelSerializer, **errors(401, 404, 429)},
         summary="Open the direct channel with a user (yourself: notes to self)",
     )
     def post(self, request: Request, username: str) -> Response:

@@ -53,7 +53,7 @@ REPLY_TO_PARAMETER = OpenApiParameter(
 SEARCH_PARAMETER = OpenApiParameter(
     "q", OpenApiTypes.STR, required=True, description="1 to 200 characters: every word must appear, whole."
 )
-PAGE_RESPONSES = {200: MessagePageSerializer, **errors(400, 401, 403, 404)}
+PAGE_RESPONSES = {200: MessagePageSerializer, **errors(400, 401, 403, 404, 429)}
 
 
 def _link(request: Request, params: dict[str, str] | None, limit: int) -> str | None:
