@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.audit import Action, audit_record
 from accounts.models import LoginSession, User
-from accounts.tokens import InvalidToken, TokenPair, decode_refresh, issue_token_pair
+from accounts.tokens import InvalidToken, TokenPair, decode_refresh, issue_token_pair, session_expired
 from core.errors import InvalidInput, NotAuthenticated
 from realtime import frames
 from realtime.groups import session_group, user_group
@@ -189,7 +189,12 @@ def session_refresh(*, refresh: str) -> TokenPair:
         session = (
             LoginSession.objects.select_for_update().select_related("user").filter(id=session_id).first()
         )
-        if session is None or session.ended_at is not None or not session.user.is_active:
+        if (
+            session is None  # a missing row counts as ended
+            or session.ended_at is not None
+            or not session.user.is_active
+            or session_expired(session)  # past CHAT_SESSION_MAX_SECONDS: refreshing cannot extend it
+        ):
             reused = False
             tokens = None
         elif jti != session.refresh_jti:

@@ -8,10 +8,11 @@ blacklist covers refresh tokens only).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
@@ -39,16 +40,34 @@ def issue_token_pair(session: LoginSession, *, access_lifetime: timedelta | None
     """A refresh token carrying the session's id, and its access token.
 
     ``access_lifetime`` overrides the configured one (seeded benchmark
-    sessions); the refresh token then lives at least as long.
+    sessions); the refresh token then lives at least as long. Neither token
+    outlives the session (``CHAT_SESSION_MAX_SECONDS`` after its login).
     """
     refresh = RefreshToken.for_user(session.user)
     refresh[SESSION_CLAIM] = str(session.id)
     if access_lifetime is not None:
         refresh.set_exp(lifetime=max(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"], access_lifetime))
+    ends = int(session_ends_at(session).timestamp())
+    refresh["exp"] = min(int(refresh["exp"]), ends)
     access = refresh.access_token
     if access_lifetime is not None:
         access.set_exp(from_time=refresh.current_time, lifetime=access_lifetime)
+    access["exp"] = min(int(access["exp"]), ends)
     return TokenPair(access=str(access), refresh=str(refresh), refresh_jti=str(refresh["jti"]))
+
+
+def session_ends_at(session: LoginSession) -> datetime:
+    """When a session ends whatever its refreshes: ``CHAT_SESSION_MAX_SECONDS`` after its login."""
+    return session.created_at + timedelta(seconds=settings.CHAT_SESSION_MAX_SECONDS)
+
+
+def session_started_after() -> datetime:
+    """Sessions created at or before this instant have outlived ``CHAT_SESSION_MAX_SECONDS``."""
+    return timezone.now() - timedelta(seconds=settings.CHAT_SESSION_MAX_SECONDS)
+
+
+def session_expired(session: LoginSession) -> bool:
+    return timezone.now() >= session_ends_at(session)
 
 
 def access_token_seconds() -> int:
@@ -91,6 +110,6 @@ def authenticate_access_token(raw: str) -> tuple[User, LoginSession]:
         raise InvalidToken("Session not found.")
     if not session.user.is_active:
         raise InactiveUser("User is inactive.")
-    if session.ended_at is not None:
+    if session.ended_at is not None or session_expired(session):
         raise InvalidToken("Session has ended.")
     return session.user, session

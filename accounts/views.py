@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import presence, selectors, services
+from accounts import limits, presence, selectors, services
 from accounts.serializers import (
     LoginInputSerializer,
     LoginOutputSerializer,
@@ -25,7 +25,8 @@ from accounts.serializers import (
     TokenPairOutputSerializer,
 )
 from accounts.tokens import access_token_seconds
-from core.client_address import client_address_meta
+from core.client_address import client_address_bucket, client_address_meta
+from core.errors import NotAuthenticated
 from core.openapi import errors
 from core.ratelimits import enforce_address_rate
 
@@ -64,17 +65,23 @@ class LoginView(APIView):
         enforce_address_rate(request, group="auth.login", rate=settings.CHAT_LOGIN_RATE)
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.session_login(
-            **data.validated_data,
-            client_address=client_address_meta(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
+        username, address = data.validated_data["username"], client_address_bucket(request)
+        limits.login_allowed(username=username, address=address)
+        try:
+            result = services.session_login(
+                **data.validated_data,
+                client_address=client_address_meta(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        except NotAuthenticated:
+            limits.login_failed(username=username, address=address)
+            raise
         return Response(
             {
                 "access": result.tokens.access,
                 "refresh": result.tokens.refresh,
                 "token_type": "Bearer",
-                "expires_in": access_token_seconds(),
+                "expires_in": min(access_token_seconds(), settings.CHAT_SESSION_MAX_SECONDS),
                 "user": own_user_data(result.user),
             }
         )
@@ -143,11 +150,12 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(
         methods=["PATCH"],
         request=ProfileUpdateInputSerializer,
-        responses={200: OwnUserSerializer, **errors(400, 401)},
+        responses={200: OwnUserSerializer, **errors(400, 401, 429)},
     )
     @action(detail=False, methods=["get", "patch"], pagination_class=None)
     def me(self, request: Request) -> Response:
         if request.method == "PATCH":
+            limits.profile_change(user_id=request.user.id)
             data = ProfileUpdateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             services.user_update_profile(user=request.user, session=request.auth, **data.validated_data)

@@ -298,6 +298,11 @@ if DEBUG:
 
 CHAT_ACCESS_TOKEN_SECONDS = env_int("CHAT_ACCESS_TOKEN_SECONDS", 900)
 CHAT_REFRESH_TOKEN_SECONDS = env_int("CHAT_REFRESH_TOKEN_SECONDS", 604800)
+# A login session's absolute lifetime: refreshing never extends it past this
+# many seconds after the login (both tokens' expiry are capped at its end).
+CHAT_SESSION_MAX_SECONDS = env_int("CHAT_SESSION_MAX_SECONDS", 30 * 24 * 3600)
+if CHAT_SESSION_MAX_SECONDS <= 0:
+    raise ImproperlyConfigured("CHAT_SESSION_MAX_SECONDS must be positive.")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=CHAT_ACCESS_TOKEN_SECONDS),
@@ -333,6 +338,16 @@ CORS_URLS_REGEX = r"^/api/.*$"
 
 CHAT_LOGIN_RATE = os.environ.get("CHAT_LOGIN_RATE", "10/m")
 CHAT_REGISTER_RATE = os.environ.get("CHAT_REGISTER_RATE", "20/h")
+# Failed logins per (username, client address) pair: the tight limit on guessing.
+CHAT_LOGIN_FAILURE_RATE = os.environ.get("CHAT_LOGIN_FAILURE_RATE", "5/5m")
+# Failed logins per username from every address: past it, logins from
+# addresses this user has not logged in from recently wait out the (short)
+# window; it only delays, and never the user's own known addresses.
+CHAT_LOGIN_USERNAME_RATE = os.environ.get("CHAT_LOGIN_USERNAME_RATE", "20/m")
+# POSTs to /admin/login/ per client address (plus the two failure limits above).
+CHAT_ADMIN_LOGIN_RATE = os.environ.get("CHAT_ADMIN_LOGIN_RATE", "10/m")
+# PATCH /api/users/me per user (each checks a bcrypt hash).
+CHAT_PROFILE_RATE = os.environ.get("CHAT_PROFILE_RATE", "5/m")
 CHAT_MESSAGE_BURST = env_int("CHAT_MESSAGE_BURST", 20)
 CHAT_MESSAGE_RATE = env_float("CHAT_MESSAGE_RATE", 5.0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10)

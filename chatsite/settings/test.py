@@ -15,6 +15,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_H
 # the limits themselves override these.
 CHAT_LOGIN_RATE = os.environ.get("CHAT_LOGIN_RATE", "10000/m")
 CHAT_REGISTER_RATE = os.environ.get("CHAT_REGISTER_RATE", "10000/m")
+CHAT_LOGIN_FAILURE_RATE = os.environ.get("CHAT_LOGIN_FAILURE_RATE", "10000/m")
+CHAT_LOGIN_USERNAME_RATE = os.environ.get("CHAT_LOGIN_USERNAME_RATE", "10000/m")
+CHAT_ADMIN_LOGIN_RATE = os.environ.get("CHAT_ADMIN_LOGIN_RATE", "10000/m")
+CHAT_PROFILE_RATE = os.environ.get("CHAT_PROFILE_RATE", "10000/m")
 CHAT_MESSAGE_BURST = int(os.environ.get("CHAT_MESSAGE_BURST", "100000"))
 CHAT_MESSAGE_RATE = float(os.environ.get("CHAT_MESSAGE_RATE", "100000"))
 CHAT_CHANNEL_CREATE_RATE = os.environ.get("CHAT_CHANNEL_CREATE_RATE", "100000/m")
