@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
+from django.http import HttpRequest, HttpResponse
 
-from accounts import presence, services
+from accounts import limits, presence, services
 from accounts.models import AuditRecord, LoginSession, User
+from core.client_address import client_address_bucket
+from core.errors import RateLimited
+from core.exceptions import retry_after_header
+from core.ratelimits import enforce_key_rate
 
 # Django builds the password form without the request; the view sets who is
 # acting here for the form's ``save`` (a context variable: per request, thread-safe).
@@ -155,3 +161,42 @@ class AuditRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- the admin's login page ---------------------------------------------------
+
+_admin_login = admin.site.login
+
+
+def rate_limited_admin_login(request: HttpRequest, extra_context=None) -> HttpResponse:
+    """``/admin/login/`` under the login limits: per address, per (username, address), per username.
+
+    Every POST counts against the address (``CHAT_ADMIN_LOGIN_RATE``); a
+    failed one also counts against the username, as an API login does
+    (``accounts.limits``). Past a limit the page answers 429 with Retry-After
+    before any password is checked.
+    """
+    if request.method != "POST":
+        return _admin_login(request, extra_context)
+    address = client_address_bucket(request)
+    username = str(request.POST.get("username", ""))
+    try:
+        enforce_key_rate(group="admin.login", key=address, rate=settings.CHAT_ADMIN_LOGIN_RATE)
+        if username:
+            limits.login_allowed(username=username, address=address)
+    except RateLimited as refused:
+        retry_after = retry_after_header(refused.retry_after)
+        response = HttpResponse(
+            f"Too many login attempts; try again in {retry_after['Retry-After']} seconds.\n",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = retry_after["Retry-After"]
+        return response
+    response = _admin_login(request, extra_context)
+    if username and response.status_code != 302:  # the form shown again: refused credentials
+        limits.login_failed(username=username, address=address)
+    return response
+
+
+admin.site.login = rate_limited_admin_login
