@@ -12,3 +12,4 @@ class AccountsConfig(AppConfig):
         # case-insensitive unique indexes serve (``__iexact`` would not).
         CharField.register_lookup(Lower)
         EmailField.register_lookup(Lower)
+        from accounts import checks  # noqa: F401  (registers the system checks)
