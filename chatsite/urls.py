@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import health
+from core.metrics_view import metrics_view
 
 api_patterns = [
     path("health", health.health, name="health"),
@@ -17,4 +18,5 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("metrics", metrics_view, name="metrics"),
 ]

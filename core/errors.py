@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import DatabaseError, InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
+from core import metrics
+
 
 class ChatError(Exception):
     """A refusal a client can act on: a stable ``code`` and an HTTP status."""
@@ -102,12 +104,19 @@ class NotAuthenticated(ChatError):
 
 
 class RateLimited(ChatError):
+    """Every limit's refusal; making one counts it in ``chat_rate_limited_total{kind}``.
+
+    ``kind`` names the limit (``message``, ``change``, ``login``...), as the metric shows it.
+    """
+
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, detail: str, *, retry_after: float) -> None:
+    def __init__(self, detail: str, *, retry_after: float, kind: str = "other") -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.kind = kind
+        metrics.RATE_LIMITED.labels(kind=kind).inc()
 
 
 class ServiceUnavailable(ChatError):

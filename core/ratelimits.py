@@ -78,14 +78,14 @@ def enforce_key_rate(*, group: str, key: str, rate: str, detail: str = TOO_MANY)
     """Count this attempt against ``key``; past ``rate`` raise RateLimited (429, Retry-After)."""
     count, limit, left = _count(group, key, rate, increment=True)
     if count > limit:
-        raise RateLimited(detail, retry_after=left)
+        raise RateLimited(detail, retry_after=left, kind=group)
 
 
 def check_key_rate(*, group: str, key: str, rate: str, detail: str = TOO_MANY) -> None:
     """Raise RateLimited if ``key`` has already used up ``rate`` in this window; count nothing."""
     count, limit, left = _count(group, key, rate, increment=False)
     if count >= limit:
-        raise RateLimited(detail, retry_after=left)
+        raise RateLimited(detail, retry_after=left, kind=group)
 
 
 def count_key_failure(*, group: str, key: str, rate: str) -> None:

@@ -156,7 +156,9 @@ def enforce_user_rate(kind: str, user_id: UUID) -> None:
     retry_after = limit.hit(user_id)
     if retry_after is not None:
         raise RateLimited(
-            f"{limit.refusal}; try again in {max(1, math.ceil(retry_after))} s.", retry_after=retry_after
+            f"{limit.refusal}; try again in {max(1, math.ceil(retry_after))} s.",
+            retry_after=retry_after,
+            kind=kind,
         )
 
 

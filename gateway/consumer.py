@@ -11,6 +11,7 @@ envelopes is ``gateway.delivery``'s.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -20,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatrooms import services as channel_services
+from core import metrics
 from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
 from gateway.database import db
@@ -44,6 +46,24 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     user = None
     session = None
     hub = None
+    counted_open = False  # accepted, so counted in chat_connections until it ends
+    client_close_code: int | None = None
+    frame_arrived = 0.0  # perf_counter() when the frame being handled arrived
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Run the socket; however its instance ends, count its close once."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._count_closed()
+
+    def _count_closed(self) -> None:
+        if self.counted_open:
+            self.counted_open = False
+            metrics.CONNECTIONS.dec()
+            # The server's code when it closed first, else the client's (1006: no close frame).
+            code = self.server_close_code or self.client_close_code or 1006
+            metrics.WS_CLOSES.labels(code=str(code)).inc()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Dispatch without Channels' per-event hop to the sync thread.
@@ -64,6 +84,8 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         self.connection_id = uuid4().hex
         self.start_delivery()
         await self.accept()
+        self.counted_open = True
+        metrics.CONNECTIONS.inc()
         try:
             streams = await self._open()
         except Exception as exc:
@@ -96,6 +118,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         return streams
 
     async def disconnect(self, code: int) -> None:
+        self.client_close_code = code
         self.closing = True
         if self.pump is not None:
             self.pump.cancel()
@@ -111,6 +134,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     # --- client frames ----------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.frame_arrived = time.perf_counter()
         if self.user is None or self.closing:
             return
         if not text_data:
@@ -150,6 +174,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             user=self.user, channel_name=channel, content=content, client_id=client_id, reply_to=reply_to
         )
         await self._ack(result.message, client_id=result.message.client_id)
+        metrics.ACK_SECONDS.observe(time.perf_counter() - self.frame_arrived)
 
     async def _ack(self, message: Any, *, client_id: Any) -> None:
         await self.send_frame(

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core import metrics
 from gateway import database
 from gateway.database import db
 from messaging.selectors import GAP_FILL_MAX
@@ -57,10 +58,12 @@ class DeliveringSocket:
         self.hub_groups: set[str] = set()
         self.streams: dict[str, str | None] = {}  # stream -> channel name (None: the lobby)
         self.last_seqs: dict[str, int] = {}
+        self.server_close_code: int | None = None  # the code this server closed the socket with
 
     async def close_socket(self, code: int) -> None:
         """Close once, dropping whatever is still queued."""
         if not self.closing:
+            self.server_close_code = code
             self.closing = True
             self.inbox.clear()
             await self.close(code=code)
@@ -109,6 +112,7 @@ class DeliveringSocket:
         if step == SEND:
             self.last_seqs[event["stream"]] = event["seq"]
             self._send_now(event["frame"])
+            metrics.DELIVERIES.inc()
         return True
 
     def _send_now(self, text: str) -> None:
@@ -154,10 +158,14 @@ class DeliveringSocket:
             if seq - last > GAP_FILL_MAX:
                 await self.close_socket(frames.CLOSE_TRY_AGAIN)
                 return
-            for text in await db(database.gap_fill)(stream=stream, after=last, before=seq):
+            missed = await db(database.gap_fill)(stream=stream, after=last, before=seq)
+            metrics.GAP_FILLS.inc()
+            for text in missed:
                 await self.send_text(text)
+            metrics.DELIVERIES.inc(len(missed))
         self.last_seqs[stream] = seq
         await self.send_text(event["frame"])
+        metrics.DELIVERIES.inc()
 
     async def apply_frame(self, event: dict[str, Any]) -> None:
         if self._frame_wanted(event):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.audit import Action, audit_record
 from accounts.models import User
 from chatrooms.models import Channel
+from core import metrics
 from core.errors import InvalidEmoji, MessageDeleted, NotAllowed, RateLimited, TooManyReactions
 from messaging.mentions import mentioned_users, mentions_store
 from messaging.models import EMOJI_MAX_CODE_POINTS, Mention, Message, Reaction
@@ -80,7 +81,7 @@ def _change(
     limiter = get_message_rate_limiter()
     retry_after = limiter.consume(user.id)
     if retry_after is not None:
-        raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
+        raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3), kind="change")
     try:
         result = _change_unlimited(message, apply)
     except BaseException:
@@ -102,6 +103,7 @@ def _change_unlimited(message: Message, apply: Callable[[Message], str | None]) 
             current.rev = rev
             current.save(update_fields=_CHANGED_FIELDS[change])
             announce_on_commit(current, change=change)
+            transaction.on_commit(metrics.CHANGES_STORED.inc)
     except _Unchanged as unchanged:
         return ChangeResult(message=unchanged.message, changed=False)
     return ChangeResult(message=current, changed=True)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatrooms.models import Channel
 from chatrooms.selectors import access_channel
+from core import metrics
 from core.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
 from messaging.mentions import mentioned_users, mentions_store
 from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message
@@ -132,7 +133,7 @@ def _message_send(
         # A resend is answered even past the limit: it stores nothing new.
         if client_id is not None and (first := _recent_with_client_id(user=user, client_id=client_id)):
             return _resent(first)
-        raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3))
+        raise RateLimited("Too many messages; slow down.", retry_after=round(retry_after, 3), kind="message")
     try:
         message, mentioned = _message_store(
             user=user, channel=channel, content=text, client_id=client_id, reply_to=reply_to
@@ -223,6 +224,7 @@ def _message_store(
         )
         users = mentioned_users(content, channel_id=message.channel_id)
         announce_on_commit(message, mentions=mentions_store(message, users, replace=False))
+        transaction.on_commit(metrics.MESSAGES_STORED.inc)
     return message, frozenset(user.id for user in users)
 
 

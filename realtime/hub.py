@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from core import metrics
 from realtime.publish import set_server_loop
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Hub:
                 try:
                     await self.layer.group_add(group, self.channel_name)
                 except Exception as exc:
+                    metrics.LAYER_ERRORS.inc()
                     # Redis is away: serve the socket anyway (gaps fill from
                     # the database) and join once repair() gets through.
                     logger.warning("hub: joining %s failed (%s); will retry", group, exc)
@@ -94,6 +96,7 @@ class Hub:
                     try:
                         await self.layer.group_discard(group, self.channel_name)
                     except Exception as exc:
+                        metrics.LAYER_ERRORS.inc()
                         # An extra subscription only costs envelopes nobody here reads.
                         logger.warning("hub: leaving %s failed (%s)", group, exc)
                 self._locks.pop(group, None)
@@ -155,6 +158,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                metrics.LAYER_ERRORS.inc()
                 logger.exception("hub receive failed; retrying")
                 await asyncio.sleep(0.5)
                 continue

@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from core import metrics
 from realtime.envelopes import close_envelope
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def publish(group: str, event: dict[str, Any]) -> None:
         # Delivery is best effort by design: the database is the source of
         # truth and connections fill gaps from it, so a lost envelope must
         # never fail the write that produced it.
+        metrics.LAYER_ERRORS.inc()
         logger.exception("publishing to %s failed", group)
 
 
@@ -63,6 +65,7 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _log_failure(future) -> None:
     if not future.cancelled() and future.exception() is not None:
+        metrics.LAYER_ERRORS.inc()
         logger.error("publishing an envelope failed", exc_info=future.exception())
 
 
@@ -80,4 +83,8 @@ async def apublish(group: str, event: dict[str, Any]) -> None:
     """Send an envelope from async code (no transaction involved: nothing is stored)."""
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(group, {**event, "group": group})
+        try:
+            await layer.group_send(group, {**event, "group": group})
+        except Exception:
+            metrics.LAYER_ERRORS.inc()
+            raise
