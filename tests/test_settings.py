@@ -113,3 +113,12 @@ def test_a_user_created_under_base_hashers_is_stored_with_bcrypt(db, settings, h
     assert user.password.startswith("bcrypt_sha256$")
     user.refresh_from_db()
     assert user.check_password(DEFAULT_PASSWORD)
+
+
+def test_log_format_defaults_to_text_and_refuses_unknown_values(tmp_path):
+    code = "from chatsite.settings import base; print(base.LOGGING['handlers']['console']['formatter'])"
+    assert run(["-c", code], base_env(tmp_path, SECRET_KEY="x" * 64)).stdout.strip() == "text"
+    json_env = base_env(tmp_path, SECRET_KEY="x" * 64, CHAT_LOG_FORMAT="JSON")
+    assert run(["-c", code], json_env).stdout.strip() == "json"
+    result = run(["-c", code], base_env(tmp_path, SECRET_KEY="x" * 64, CHAT_LOG_FORMAT="xml"))
+    assert result.returncode != 0 and "CHAT_LOG_FORMAT" in result.stderr

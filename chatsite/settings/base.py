@@ -375,15 +375,54 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env_bool("CHAT_BEHIND_TLS_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Logs and metrics ---------------------------------------------------------
+
 # GET /metrics answers only requests carrying "Authorization: Bearer <this>";
 # unset, the route is a 404 like any unknown path (core/metrics_view.py).
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()
 
+# Every log line, Django's and uvicorn's, goes through one handler whose
+# filter scrubs tokens (core/logs.py); CHAT_LOG_FORMAT=json writes one JSON
+# object per line. uvicorn's loggers are taken over here (Django configures
+# logging after uvicorn has), keeping the level bin/server gave them; its
+# access log only when bin/server turned it on (CHAT_ACCESS_LOG, read alike).
+CHAT_LOG_FORMAT = os.environ.get("CHAT_LOG_FORMAT", "text").strip().lower() or "text"
+if CHAT_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"CHAT_LOG_FORMAT must be text or json, got {CHAT_LOG_FORMAT!r}")
+CHAT_ACCESS_LOG = env_bool("CHAT_ACCESS_LOG")
+
+_log_filters = ["redact_tokens"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("CHAT_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "filters": {"redact_tokens": {"()": "core.logs.RedactTokens"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CHAT_LOG_FORMAT,
+            "filters": _log_filters,
+        }
+    },
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("CHAT_LOG_LEVEL", "INFO"),
+        "filters": _log_filters,
+    },
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "uvicorn": {"handlers": ["console"], "propagate": False, "filters": _log_filters},
+        "uvicorn.error": {"filters": _log_filters},
+        # Access lines are INFO records: with the access log on they are
+        # written whatever level bin/server gave uvicorn's own messages.
+        "uvicorn.access": {
+            "handlers": ["console"] if CHAT_ACCESS_LOG else [],
+            "propagate": False,
+            "filters": _log_filters,
+            **({"level": "INFO"} if CHAT_ACCESS_LOG else {}),
+        },
+    },
 }
