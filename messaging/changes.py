@@ -103,9 +103,9 @@ def _change_unlimited(message: Message, apply: Callable[[Message], str | None]) 
             current.rev = rev
             current.save(update_fields=_CHANGED_FIELDS[change])
             announce_on_commit(current, change=change)
-            transaction.on_commit(metrics.CHANGES_STORED.inc)
     except _Unchanged as unchanged:
         return ChangeResult(message=unchanged.message, changed=False)
+    metrics.CHANGES_STORED.inc()  # committed (every change goes through here)
     return ChangeResult(message=current, changed=True)
 
 

@@ -184,6 +184,7 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
         posted = [_posted(out) for out in outcomes if isinstance(out, SendResult) and out.created]
         if posted:
             sender_reads_move(posted)
+    metrics.MESSAGES_STORED.inc(len(posted))  # committed (the one write path for new messages)
     return outcomes
 
 
@@ -224,7 +225,6 @@ def _message_store(
         )
         users = mentioned_users(content, channel_id=message.channel_id)
         announce_on_commit(message, mentions=mentions_store(message, users, replace=False))
-        transaction.on_commit(metrics.MESSAGES_STORED.inc)
     return message, frozenset(user.id for user in users)
 
 
