@@ -43,7 +43,9 @@ def start_server(tmp_path):
 
 def secrets_of(account: dict) -> list[str]:
     """The access and refresh tokens, and each one's signature alone (a token cut short is still one)."""
-    return [value for key in ("access", "refresh") for value in (account[key], account[key].rsplit(".", 1)[1])]
+    return [
+        value for key in ("access", "refresh") for value in (account[key], account[key].rsplit(".", 1)[1])
+    ]
 
 
 async def exercise(server: ServerProcess) -> list[str]:
@@ -80,7 +82,9 @@ async def exercise(server: ServerProcess) -> list[str]:
     lost = requests.get(f"{server.base_url}/api/nowhere?token={renewed['access']}", timeout=10)
     assert lost.status_code == 404
     assert requests.get(f"{server.base_url}/api/users/me", headers=bearer(renewed), timeout=10).ok
-    bad = requests.post(f"{server.base_url}/api/auth/refresh", json={"refresh": account["refresh"]}, timeout=10)
+    bad = requests.post(
+        f"{server.base_url}/api/auth/refresh", json={"refresh": account["refresh"]}, timeout=10
+    )
     assert bad.status_code == 401  # rotated away
     await socket.close()
     await second.close()
@@ -119,7 +123,7 @@ async def test_json_logs_at_debug_with_the_access_log_hold_no_token(start_server
     messages = [entry["message"] for entry in entries]
     # The lines that used to carry tokens are there, scrubbed: the test saw what it guards.
     assert any("WebSocket /api/ws/" in m and "token=[redacted]" in m and "accepted" in m for m in messages)
-    assert any("/api/nowhere?token=[redacted] HTTP/1.1\" 404" in m for m in messages)
+    assert any('/api/nowhere?token=[redacted] HTTP/1.1" 404' in m for m in messages)
     assert any('"POST /api/auth/login HTTP/1.1" 401' in m for m in messages)
     assert any(entry["logger"].startswith("django") for entry in entries)
     assert {entry["level"] for entry in entries} >= {"DEBUG", "INFO", "WARNING"}
