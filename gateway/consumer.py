@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
 
+# chat_ws_closes_total's code label: the contract's codes and the protocol's
+# common ones; any other code a client sends counts as "other", so clients
+# cannot add a series per code they make up.
+COUNTED_CLOSE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013}
+    | {frames.CLOSE_UNAUTHORIZED, frames.CLOSE_FORBIDDEN, frames.CLOSE_TOO_MANY}
+)
+
 
 class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     # No per-socket layer channel: the hub is this process's one layer member.
@@ -63,7 +71,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             metrics.CONNECTIONS.dec()
             # The server's code when it closed first, else the client's (1006: no close frame).
             code = self.server_close_code or self.client_close_code or 1006
-            metrics.WS_CLOSES.labels(code=str(code)).inc()
+            metrics.WS_CLOSES.labels(code=str(code) if code in COUNTED_CLOSE_CODES else "other").inc()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Dispatch without Channels' per-event hop to the sync thread.

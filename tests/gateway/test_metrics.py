@@ -164,6 +164,14 @@ async def test_closes_are_counted_by_code_and_connections_follow_open_sockets(ma
     assert sample("chat_ws_closes_total", code="4401") == refused + 1
     assert sample("chat_connections") == open_before
 
+    # A code a client makes up is counted, without a series of its own.
+    other = sample("chat_ws_closes_total", code="other")
+    client = await ws_connect(user)
+    await client.communicator.send_input({"type": "websocket.disconnect", "code": 4123})
+    await client.communicator.wait()
+    assert sample("chat_ws_closes_total", code="other") == other + 1
+    assert sample("chat_ws_closes_total", code="4123") == 0
+
 
 @pytestmark_db
 async def test_a_rate_limit_refusal_is_counted_by_kind(make_user, ws_connect, settings):
