@@ -28,8 +28,8 @@ class LoopCounter:
     """A counter for the event loop's per-recipient path: a plain number, no lock.
 
     prometheus-client's ``Counter.inc`` takes a lock and checks its arguments
-    (about 0.6 µs here, ten times a plain increment): once per recipient of a
-    broadcast that is a few percent of a delivery's CPU. Only the event loop's
+    (0.3 µs here, six times this one's 50 ns): once per recipient of a
+    broadcast, about 1% of a delivery's CPU (~25 µs). Only the event loop's
     thread increments this one, so the lock buys nothing.
     """
 
