@@ -216,28 +216,3 @@ async def test_a_failed_publish_moves_layer_errors(make_user, ws_connect, monkey
         await database_sync_to_async(message_send)(user=sender, channel_name=None, content="unpublished")
         # The message's envelope and the sender's read position: each failed publish counts.
         await eventually(lambda: sample("chat_layer_errors_total") >= errors + 1)
-
-
-@pytestmark_db
-async def test_a_socket_whose_connect_fails_after_accept_is_still_counted_closed(make_user, monkeypatch):
-    from channels.testing import WebsocketCommunicator
-
-    from chatsite.asgi import application
-    from gateway import database
-    from tests.conftest import login_tokens
-
-    user = await database_sync_to_async(make_user)()
-    token = (await database_sync_to_async(login_tokens)(user))["access"]
-
-    def broken(**kwargs):
-        raise RuntimeError("the initial state failed")
-
-    monkeypatch.setattr(database, "initial_state", broken)
-    open_before, dropped = sample("chat_connections"), sample("chat_ws_closes_total", code="1006")
-    communicator = WebsocketCommunicator(application, f"/api/ws/{user.username}?token={token}")
-    connected, _ = await communicator.connect()
-    assert connected
-    with pytest.raises(RuntimeError):
-        await communicator.receive_output(3)
-    assert sample("chat_connections") == open_before
-    assert sample("chat_ws_closes_total", code="1006") == dropped + 1
