@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -152,14 +153,23 @@ def server_database(tmp_path: Path, extra_env: dict[str, str] | None = None) -> 
     return ServerDatabase(env=env, cleanup=cleanup)
 
 
+@contextmanager
+def running_server(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A real server on a free port over a fresh database in ``folder``; stopped and its database
+    dropped on the way out, whatever the test did."""
+    database = server_database(folder, extra_env)
+    server = ServerProcess(port=free_port(), env=database.env, log_path=folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for step in database.cleanup:
+            step()
+
+
 @pytest.fixture(scope="session")
 def live_server_proc(tmp_path_factory) -> Iterator[ServerProcess]:
     """One real server process for the whole session, on a free port."""
-    tmp_path = tmp_path_factory.mktemp("server")
-    database = server_database(tmp_path)
-    server = ServerProcess(port=free_port(), env=database.env, log_path=tmp_path / "server.log")
-    server.start()
-    yield server
-    server.stop()
-    for step in database.cleanup:
-        step()
+    with running_server(tmp_path_factory.mktemp("server")) as server:
+        yield server

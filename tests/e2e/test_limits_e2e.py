@@ -12,7 +12,7 @@ import requests
 import websockets
 
 from tests.e2e.wsclient import Socket, bearer, register_and_login
-from tests.servers import ServerProcess, free_port, server_database
+from tests.servers import ServerProcess, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +27,8 @@ LIMITS = {
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory) -> Iterator[ServerProcess]:
     """A server with low per-user limits; each test uses users of its own."""
-    tmp_path = tmp_path_factory.mktemp("limits")
-    database = server_database(tmp_path, LIMITS)
-    server = ServerProcess(port=free_port(), env=database.env, log_path=tmp_path / "server.log")
-    server.start()
-    yield server
-    server.stop()
-    for step in database.cleanup:
-        step()
+    with running_server(tmp_path_factory.mktemp("limits"), LIMITS) as server:
+        yield server
 
 
 def assert_429(response: requests.Response, *, most: int) -> None:

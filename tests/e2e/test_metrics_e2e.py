@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.wsclient import Socket, register_and_login
-from tests.servers import ServerProcess, free_port, server_database
+from tests.servers import ServerProcess, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +22,8 @@ TOKEN = "scrape-" + os.urandom(8).hex()
 
 @pytest.fixture
 def server(tmp_path):
-    database = server_database(tmp_path, extra_env={"CHAT_METRICS_TOKEN": TOKEN})
-    process = ServerProcess(port=free_port(), env=database.env, log_path=tmp_path / "server.log")
-    process.start()
-    yield process
-    process.stop()
-    for step in database.cleanup:
-        step()
+    with running_server(tmp_path, {"CHAT_METRICS_TOKEN": TOKEN}) as process:
+        yield process
 
 
 def scrape(server: ServerProcess) -> dict[tuple[str, tuple], float]:

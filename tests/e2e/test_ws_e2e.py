@@ -12,7 +12,7 @@ import requests
 import websockets
 
 from tests.e2e.wsclient import Socket, bearer, register_and_login
-from tests.servers import ServerProcess, free_port, server_database
+from tests.servers import ServerProcess, free_port, running_server, server_database
 
 pytestmark = pytest.mark.e2e
 
@@ -175,17 +175,10 @@ async def test_origin_policy(server, origin, allowed):
 
 
 async def test_shutdown_closes_sockets_with_1001(tmp_path):
-    database = server_database(tmp_path)
-    server = ServerProcess(port=free_port(), env=database.env, log_path=tmp_path / "server.log")
-    server.start()
-    try:
+    with running_server(tmp_path) as server:
         socket = await Socket.open(server.ws_base, register_and_login(server.base_url))
         server.process.send_signal(signal.SIGTERM)
         assert await socket.close_code() == 1001
-    finally:
-        server.stop()
-        for step in database.cleanup:
-            step()
 
 
 async def test_a_vanished_peer_is_closed_and_goes_offline(tmp_path):
