@@ -1,4 +1,7 @@
-"""Limits on guessing passwords: login (API and admin) and the profile route.
+"""Limits on guessing passwords at login (API and admin).
+
+(The profile route, which checks a password too, is a per-user limit:
+``CHAT_PROFILE_RATE`` in ``core.userlimits``.)
 
 Every login attempt counts against the caller's address (``CHAT_LOGIN_RATE``,
 IPv6 by /64). Failed attempts also count against:
@@ -25,7 +28,7 @@ from django.utils import timezone
 
 from accounts import selectors
 from core.errors import RateLimited
-from core.ratelimits import check_key_rate, count_key_failure, enforce_key_rate
+from core.ratelimits import check_key_rate, count_key_failure
 
 PAIR_GROUP = "login.failures.pair"
 USERNAME_GROUP = "login.failures.username"
@@ -63,12 +66,3 @@ def login_failed(*, username: str, address: str) -> None:
     count_key_failure(group=PAIR_GROUP, key=f"{name}\0{address}", rate=settings.CHAT_LOGIN_FAILURE_RATE)
     count_key_failure(group=USERNAME_GROUP, key=name, rate=settings.CHAT_LOGIN_USERNAME_RATE)
 
-
-def profile_change(*, user_id) -> None:
-    """Count a ``PATCH /api/users/me`` (each checks a password hash) per user: ``CHAT_PROFILE_RATE``."""
-    enforce_key_rate(
-        group="profile.update",
-        key=str(user_id),
-        rate=settings.CHAT_PROFILE_RATE,
-        detail="Too many profile changes; try again later.",
-    )

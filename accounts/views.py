@@ -29,6 +29,7 @@ from core.client_address import client_address_bucket, client_address_meta
 from core.errors import NotAuthenticated
 from core.openapi import errors
 from core.ratelimits import enforce_address_rate
+from core.userlimits import enforce_user_rate
 
 
 def own_user_data(user) -> dict:
@@ -155,7 +156,8 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["get", "patch"], pagination_class=None)
     def me(self, request: Request) -> Response:
         if request.method == "PATCH":
-            limits.profile_change(user_id=request.user.id)
+            # Each change checks a password hash: CHAT_PROFILE_RATE per user.
+            enforce_user_rate("profile", request.user.id)
             data = ProfileUpdateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             services.user_update_profile(user=request.user, session=request.auth, **data.validated_data)

@@ -39,6 +39,7 @@ LIMITS: dict[str, tuple[str, str]] = {
     "membership": ("CHAT_MEMBERSHIP_RATE", "Too many membership changes"),
     "read": ("CHAT_READ_RATE", "Too many read requests"),
     "connect": ("CHAT_CONNECT_RATE", "Too many connections opened"),
+    "profile": ("CHAT_PROFILE_RATE", "Too many profile changes"),
 }
 
 

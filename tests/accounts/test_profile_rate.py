@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 
 from tests.conftest import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
 
-@override_settings(CHAT_PROFILE_RATE="3/m")
-def test_profile_changes_past_the_rate_are_429(auth_client, make_user):
+def test_profile_changes_past_the_rate_are_429(auth_client, make_user, rates):
+    rates(CHAT_PROFILE_RATE="3/m")
     ada = auth_client(make_user("ada"))
     # Guessing current_password with a stolen token: each wrong guess counts.
     for n in range(3):
@@ -30,8 +29,8 @@ def test_profile_changes_past_the_rate_are_429(auth_client, make_user):
     assert own.status_code == 200 and own.json()["email"] == "ada@example.com"
 
 
-@override_settings(CHAT_PROFILE_RATE="1/m")
-def test_profile_rate_is_per_user_across_sessions(auth_client, make_user):
+def test_profile_rate_is_per_user_across_sessions(auth_client, make_user, rates):
+    rates(CHAT_PROFILE_RATE="1/m")
     ada = make_user("ada")
     first, second = auth_client(ada), auth_client(ada)
     assert first.patch("/api/users/me", {}).status_code == 200
