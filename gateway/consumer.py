@@ -10,6 +10,8 @@ envelopes is ``gateway.delivery``'s.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -57,6 +59,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     counted_open = False  # accepted, so counted in chat_connections until it ends
     client_close_code: int | None = None
     frame_arrived = 0.0  # perf_counter() when the frame being handled arrived
+    released = False
 
     async def __call__(self, scope, receive, send) -> None:
         """Run the socket; however its instance ends, count its close once."""
@@ -88,7 +91,13 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     # --- lifecycle ------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Accept, then refuse with a close code or open: count, subscribe, send ``ready`` and history."""
+        """Accept, then refuse with a close code or open: count, subscribe, send ``ready`` and history.
+
+        Once the connection is counted, every way out of the handshake (the
+        client dropping mid-send, an outage, a cancellation) releases what it
+        took: presence entry and hub memberships. A client that drops right
+        after the 101 must not leave a ghost behind (4429 after ten of them).
+        """
         self.connection_id = uuid4().hex
         self.start_delivery()
         await self.accept()
@@ -96,9 +105,20 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         metrics.CONNECTIONS.inc()
         try:
             streams = await self._open()
+            await self._start(streams)
         except Exception as exc:
-            await self.close_socket(errors.handshake_close_code(exc))
+            try:
+                if not isinstance(exc, OSError):  # ASGI servers raise an OSError once the client is gone
+                    await self._close_quietly(errors.handshake_close_code(exc))
+            finally:
+                await asyncio.shield(self.release())
             return
+        except BaseException:  # cancelled (the server is stopping): release, then go on stopping
+            await asyncio.shield(self.release())
+            raise
+
+    async def _start(self, streams: dict[str, str | None]) -> None:
+        """Subscribe, then send ``ready`` and the connect history (what can fail midway)."""
         self.hub = await housekeeping.process_started()
         for group in (LOBBY_GROUP, user_group(self.user.id), session_group(self.session.id)):
             await self.join_group(group)
@@ -111,6 +131,11 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         self.live = True
         self.start_pump()
 
+    async def _close_quietly(self, code: int) -> None:
+        """Close with ``code``; a client that is gone already needs no close frame."""
+        with contextlib.suppress(OSError):
+            await self.close_socket(code)
+
     async def _open(self) -> dict[str, str | None]:
         """Check the identity the middleware found, then count the connection; Refused or an outage raise."""
         refusal = self.scope.get("refusal")
@@ -119,21 +144,31 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         user = self.scope["user"]
         if user.username.lower() != self.scope["url_route"]["kwargs"]["username"].lower():
             raise database.Refused(frames.CLOSE_FORBIDDEN)
-        streams = await db(database.connection_open)(
-            user=user, connection_id=self.connection_id, limit=settings.CHAT_MAX_CONNECTIONS_PER_USER
-        )
+        # Set before counting: cancelled while the count is under way, release() still undoes it.
         self.user, self.session, self.user_hex = user, self.scope["session"], user.id.hex
-        return streams
+        try:
+            return await db(database.connection_open)(
+                user=user, connection_id=self.connection_id, limit=settings.CHAT_MAX_CONNECTIONS_PER_USER
+            )
+        except Exception:
+            self.user = None  # not counted: nothing to release
+            raise
 
     async def disconnect(self, code: int) -> None:
         self.client_close_code = code
+        await self.release()
+
+    async def release(self) -> None:
+        """Give back what the connection holds: hub memberships and its presence entry (once)."""
         self.closing = True
         if self.pump is not None:
             self.pump.cancel()
-        if self.user is None:
+        if self.user is None or self.released:
             return
+        self.released = True
         if self.hub is not None:
             await self.hub.leave_all(self.hub_groups, self)
+            self.hub_groups.clear()
         try:
             await db(database.connection_close)(user_id=self.user.id, connection_id=self.connection_id)
         except Exception as exc:
