@@ -74,7 +74,8 @@ def online_usernames() -> list[str]:
 def presence_broadcast_on_commit(user_view: dict[str, Any]) -> None:
     """Tell every connection how a user now looks to others."""
     frame = frames.encode(frames.presence_frame(user_view))
-    broadcast_on_commit(LOBBY_GROUP, frame_envelope(frame))
+    # Lossy: under pressure it goes first (the next change, or ``ready``, tells the truth again).
+    broadcast_on_commit(LOBBY_GROUP, frame_envelope(frame, lossy=True))
 
 
 def connection_opened(*, user: User, connection_id: str, limit: int) -> bool:

@@ -35,6 +35,7 @@ from realtime import frames
 from realtime.envelopes import frame_envelope
 from realtime.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
 from realtime.publish import apublish
+from realtime.typing_throttle import get_typing_throttle
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +258,10 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         if stream is None:
             await db(database.channel_problem)(user=self.user, name=name)
             raise NotAMember("You are not a member of this channel.")
+        if not await get_typing_throttle().allow(self.user_hex, stream):
+            return  # within 2 s of this user's last typing event here: dropped silently
         typing = frames.encode(frames.typing_frame(channel=self.streams[stream], username=self.user.username))
-        await apublish(stream_group(stream), frame_envelope(typing, exclude_user_id=self.user.id))
+        await apublish(stream_group(stream), frame_envelope(typing, exclude_user_id=self.user.id, lossy=True))
 
     async def on_history(self, frame: dict[str, Any]) -> None:
         reply = await db(database.history)(

@@ -31,6 +31,8 @@ from realtime.envelopes import (
     KIND_RESYNC,
     KIND_SUBSCRIBE,
     KIND_UNSUBSCRIBE,
+    PRIORITY_LOSSY,
+    envelope_priority,
 )
 from realtime.groups import LOBBY_STREAM, stream_group
 from realtime.hub import Hub
@@ -38,6 +40,7 @@ from realtime.hub import Hub
 logger = logging.getLogger(__name__)
 
 MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013)
+LOSSY_BACKLOG = 100  # queued envelopes past which typing and presence are dropped, not queued
 SKIP, SEND, FILL = "skip", "send", "fill"
 
 
@@ -85,17 +88,33 @@ class DeliveringSocket:
     # --- the hub's entry point ------------------------------------------------------
 
     def hub_event(self, event: dict[str, Any]) -> None:
-        """Take one envelope: apply it at once when nothing is queued and it needs no database."""
+        """Take one envelope: apply it at once when nothing is queued and it needs no database.
+
+        Under pressure the priority is explicit: a close goes ahead of
+        everything queued (nothing queued matters to a closing socket), lossy
+        frames (typing, presence) are dropped once the socket is behind, and
+        any other envelope is queued; past ``MAX_BACKLOG`` the socket is
+        closed with 1013, so no control envelope is ever lost unnoticed.
+        """
         if self.closing:
             return
+        if event["kind"] == KIND_CLOSE:
+            self._close_soon(event["code"])
+            return
         if self.live and self.pump is None and not self.inbox and self._apply_inline(event):
+            return
+        if len(self.inbox) >= LOSSY_BACKLOG and envelope_priority(event) == PRIORITY_LOSSY:
             return
         self.inbox.append(event)
         if len(self.inbox) > MAX_BACKLOG:
             logger.info("closing a socket that fell %d events behind", len(self.inbox))
-            asyncio.ensure_future(self.close_socket(frames.CLOSE_TRY_AGAIN))
+            self._close_soon(frames.CLOSE_TRY_AGAIN)
             return
         self.start_pump()
+
+    def _close_soon(self, code: int) -> None:
+        """Close from the hub's synchronous dispatch (a task; a client already gone is no error)."""
+        asyncio.ensure_future(self.close_socket(code)).add_done_callback(_ignore_gone)
 
     def _apply_inline(self, event: dict[str, Any]) -> bool:
         """Apply a plain frame or an in-order message now; False when the pump must."""
@@ -255,3 +274,8 @@ class DeliveringSocket:
             if stream_name is not None and stream_name.lower() == wanted:
                 return stream
         return None
+
+
+def _ignore_gone(task: asyncio.Future) -> None:
+    if not task.cancelled() and isinstance(task.exception(), OSError):
+        logger.debug("closing a socket whose client was gone already")

@@ -22,6 +22,30 @@ KIND_CLOSE = "close"  # to a user or session: close with ``code``
 KIND_RESYNC = "resync"  # queued locally: make ``stream``'s subscription match the database
 
 
+# What goes first when a queue is full (``envelope_priority``): lossy frames
+# (typing, presence), which nothing needs later; then messages, which a socket
+# re-reads from the database when it notices the gap; control envelopes
+# (close, unsubscribe, subscribe, channel deleted, re-sync) and other frames
+# are never dropped: a socket too slow for them is closed with 1013 instead.
+PRIORITY_LOSSY = 0
+PRIORITY_RECOVERABLE = 1
+PRIORITY_CONTROL = 2
+
+
+CONTROL_KINDS = frozenset(
+    {KIND_FRAME, KIND_SUBSCRIBE, KIND_UNSUBSCRIBE, KIND_CHANNEL_DELETED, KIND_CLOSE, KIND_RESYNC}
+)
+
+
+def envelope_priority(event: dict[str, Any]) -> int:
+    """How an envelope fares at a full queue (a message without a ``kind`` counts as recoverable)."""
+    if event.get("lossy"):
+        return PRIORITY_LOSSY
+    if event.get("kind") in CONTROL_KINDS:
+        return PRIORITY_CONTROL
+    return PRIORITY_RECOVERABLE
+
+
 def _envelope(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": HUB_EVENT_TYPE, "kind": kind, **fields}
 
@@ -31,11 +55,17 @@ def message_envelope(*, stream: str, seq: int, frame: str) -> dict[str, Any]:
     return _envelope(KIND_MESSAGE, stream=stream, seq=seq, frame=frame)
 
 
-def frame_envelope(frame: str, *, exclude_user_id: UUID | None = None) -> dict[str, Any]:
-    """A frame outside any stream's order (presence, typing, membership news)."""
-    if exclude_user_id is None:
-        return _envelope(KIND_FRAME, frame=frame)
-    return _envelope(KIND_FRAME, frame=frame, exclude_user=exclude_user_id.hex)
+def frame_envelope(frame: str, *, exclude_user_id: UUID | None = None, lossy: bool = False) -> dict[str, Any]:
+    """A frame outside any stream's order (presence, typing, membership news).
+
+    ``lossy``: dropped first under pressure (typing and presence).
+    """
+    fields: dict[str, Any] = {"frame": frame}
+    if exclude_user_id is not None:
+        fields["exclude_user"] = exclude_user_id.hex
+    if lossy:
+        fields["lossy"] = True
+    return _envelope(KIND_FRAME, **fields)
 
 
 def subscribe_envelope(

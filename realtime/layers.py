@@ -5,6 +5,12 @@ group per chat channel, user and login session. The stock layer sweeps every
 channel and group on each receive and send (a thousand groups swept per
 message), deep-copies each message per recipient, and drops group members
 after a day, which would silently stop a long-running process's delivery.
+
+It also drops whatever arrives at a full queue, a logout's close included.
+Here a full queue drops by priority (``realtime.envelopes.envelope_priority``):
+lossy envelopes (typing, presence) once the queue is half full, messages
+(recoverable from the database) once it is full, and control envelopes
+(close, unsubscribe...) never: they are queued past the capacity.
 """
 
 from __future__ import annotations
@@ -16,14 +22,18 @@ import time
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
+from realtime.envelopes import PRIORITY_CONTROL, PRIORITY_LOSSY, envelope_priority
+
 SWEEP_SECONDS = 1.0
 NEVER = 10 * 365 * 24 * 3600
+LOSSY_SHARE = 0.5  # lossy envelopes are refused once a queue is this full
 
 
 class LocalChannelLayer(InMemoryChannelLayer):
     def __init__(self, expiry: int = 60, group_expiry: int = NEVER, capacity: int = 10_000, **kwargs) -> None:
         super().__init__(expiry=expiry, group_expiry=group_expiry, capacity=capacity, **kwargs)
         self._next_sweep = 0.0
+        self.dropped = 0  # envelopes refused at a full queue, for tests and logs
 
     def _clean_expired(self) -> None:
         """Sweep at most once a second rather than on every call."""
@@ -32,20 +42,41 @@ class LocalChannelLayer(InMemoryChannelLayer):
             self._next_sweep = now + SWEEP_SECONDS
             super()._clean_expired()
 
-    async def send(self, channel: str, message: dict) -> None:
-        """Queue ``message`` as is: envelopes are never changed once published."""
-        assert isinstance(message, dict), "message is not a dict"
-        self.require_valid_channel_name(channel)
+    def _queue(self, channel: str) -> asyncio.Queue:
+        # Unbounded: ``send`` applies the capacity itself, by priority.
         queue = self.channels.get(channel)
         if queue is None:
-            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+            queue = self.channels[channel] = asyncio.Queue()
+        return queue
+
+    async def send(self, channel: str, message: dict) -> None:
+        """Queue ``message`` as is (envelopes are never changed once published), unless the
+        queue is too full for its priority: then ChannelFull."""
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        queue = self._queue(channel)
+        capacity = self.get_capacity(channel)
+        priority = envelope_priority(message)
+        if priority != PRIORITY_CONTROL:
+            limit = capacity * LOSSY_SHARE if priority == PRIORITY_LOSSY else capacity
+            if queue.qsize() >= limit:
+                self.dropped += 1
+                raise ChannelFull(channel)
+        queue.put_nowait((time.time() + self.expiry, message))
+
+    async def receive(self, channel: str) -> dict:
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        queue = self._queue(channel)
         try:
-            queue.put_nowait((time.time() + self.expiry, message))
-        except asyncio.QueueFull as exc:
-            raise ChannelFull(channel) from exc
+            _, message = await queue.get()
+        finally:
+            if queue.empty():
+                self.channels.pop(channel, None)
+        return message
 
     async def group_send(self, group: str, message: dict) -> None:
-        """Send to each member in turn; a full member is skipped, as the stock layer does."""
+        """Send to each member in turn; a member too full for the envelope's priority is skipped."""
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()

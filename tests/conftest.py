@@ -17,6 +17,7 @@ from messaging.reads import deferred_reads
 from messaging.selectors import reset_recent_cache
 from realtime.envelopes import HUB_EVENT_TYPE
 from realtime.presence_store import get_presence_store
+from realtime.typing_throttle import reset_typing_throttle
 
 DEFAULT_PASSWORD = "correct-Horse-battery-9"
 _counter = itertools.count(1)
@@ -33,10 +34,12 @@ def _fresh_caches():
     reset_message_rate_limiter()
     reset_user_limits()
     reset_recent_cache()
+    reset_typing_throttle()
     yield
     reset_message_rate_limiter()
     reset_user_limits()
     deferred_reads.reset()
+    reset_typing_throttle()
 
 
 @pytest.fixture

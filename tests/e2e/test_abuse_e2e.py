@@ -79,3 +79,35 @@ async def test_fifty_handshakes_aborted_at_random_points_leave_no_presence(live_
     points = await abort_handshakes(server.port, account)
     assert set(points) == set(ABORT_POINTS)
     await check_no_ghosts(server, account, viewer)
+
+
+async def typing_count(socket: Socket, seconds: float) -> int:
+    return len(await socket.quiet(seconds, kinds=("typing",)))
+
+
+async def flood_typing(sockets: list[Socket], frames: int = 50) -> None:
+    """``frames`` typing frames in the lobby, spread over ``sockets``, then a ping on each: its
+    pong must be the next frame (a dropped typing frame gets no error)."""
+    for n in range(frames):
+        await sockets[n % len(sockets)].send({"type": "typing", "channel": None})
+    for socket in sockets:
+        await socket.send({"type": "ping"})
+        assert (await socket.recv_type("pong"))["type"] == "pong"
+        assert not await socket.quiet(0.1, kinds=("error",))
+
+
+async def test_typing_floods_reach_others_once_per_two_seconds(live_server_proc):
+    from tests.servers import register_and_login
+
+    server = live_server_proc
+    typer = await asyncio.to_thread(register_and_login, server.base_url, "typer")
+    watcher = await asyncio.to_thread(register_and_login, server.base_url, "watch")
+    t1, t2 = await Socket.open(server.ws_base, typer), await Socket.open(server.ws_base, typer)
+    w = await Socket.open(server.ws_base, watcher)
+    await flood_typing([t1, t2])
+    assert await typing_count(w, 1.0) == 1
+    await asyncio.sleep(1.2)  # the 2 s window is over
+    await flood_typing([t1])
+    assert await typing_count(w, 1.0) == 1
+    for socket in (t1, t2, w):
+        await socket.close()
