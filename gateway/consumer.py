@@ -26,10 +26,9 @@ from chatrooms import services as channel_services
 from core import metrics
 from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
-from gateway.database import db
+from gateway.database import bulk_db, db
 from gateway.delivery import DeliveringSocket
 from messaging import changes
-from messaging.selectors import PAGE_MAX
 from messaging.writer import get_writer
 from realtime import frames
 from realtime.envelopes import frame_envelope
@@ -285,28 +284,18 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         await self.send_frame(frames.SYNCED_FRAME)
 
     async def _sync_stream(self, name: str, after: int) -> None:
+        # Pages come from the bulk-read threads (``database.bulk_db``): a large
+        # backlog never holds up the shared database thread other sockets use.
         left = settings.CHAT_SYNC_MAX
         while left > 0:
-            page = await db(database.sync_page)(
-                user=self.user, name=name, after=after, limit=min(left, PAGE_MAX)
-            )
-            if not page.messages:
+            step = await bulk_db(database.sync_step)(user=self.user, name=name, after=after, left=left)
+            if step.text is None:
                 return
-            left -= len(page.messages)
-            after = page.messages[-1]["rev"]
-            # Pages before the cap are followed here; only the cap leaves more for the client to ask.
-            cut_short = page.has_more and left <= 0
-            await self.send_frame(
-                frames.history_frame(
-                    reason="sync",
-                    channel=page.channel,
-                    messages=page.messages,
-                    has_more=cut_short,
-                    with_channel=True,
-                )
-            )
-            if not page.has_more:
+            await self.send_text(step.text)
+            if not step.more:
                 return
+            left -= step.count
+            after = step.last_rev
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         name = protocol.channel_field(frame, lobby=True)

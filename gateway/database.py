@@ -8,12 +8,15 @@ a row-by-row loop across the line, and it returns plain values or frames.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from accounts import presence
 from accounts.models import LoginSession, User
@@ -33,6 +36,29 @@ from realtime.presence_store import presence_renew
 def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run one sync database step in the shared sync thread."""
     return database_sync_to_async(function)
+
+
+_bulk_executor: ThreadPoolExecutor | None = None
+_bulk_lock = threading.Lock()
+
+
+def bulk_db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run one long read (a page of ``sync``) on the bulk-read threads, not the shared one.
+
+    Every handshake, send and change waits its turn on the shared thread; a
+    client syncing a large backlog from 0 on ten sockets would queue them all
+    behind its pages. Its pages run here instead, on ``CHAT_SYNC_THREADS``
+    threads (each with its own database connection), so they wait for each
+    other, never for anyone else's handshake or send.
+    """
+    global _bulk_executor
+    if _bulk_executor is None:
+        with _bulk_lock:
+            if _bulk_executor is None:
+                _bulk_executor = ThreadPoolExecutor(
+                    max_workers=settings.CHAT_SYNC_THREADS, thread_name_prefix="chat-sync"
+                )
+    return database_sync_to_async(function, thread_sensitive=False, executor=_bulk_executor)
 
 
 class Refused(Exception):
@@ -136,6 +162,40 @@ def sync_start(*, user: User) -> None:
 def sync_page(*, user: User, name: str, after: int, limit: int) -> StreamPage:
     """Up to ``limit`` messages of one stream ('' the lobby) changed after position ``after``."""
     return message_selectors.sync_page(user=user, name=name or None, after=after, limit=limit)
+
+
+@dataclass
+class SyncStep:
+    text: str | None  # the encoded ``history`` frame (None: nothing more)
+    count: int
+    last_rev: int
+    more: bool  # another page follows within the cap
+
+
+def sync_step(*, user: User, name: str, after: int, left: int) -> SyncStep:
+    """One page of a ``sync`` (at most ``left`` more of ``CHAT_SYNC_MAX``), encoded in this thread.
+
+    Its last frame has ``has_more`` only when the cap cut the stream short.
+    """
+    page = sync_page(user=user, name=name, after=after, limit=min(left, message_selectors.PAGE_MAX))
+    if not page.messages:
+        return SyncStep(text=None, count=0, last_rev=after, more=False)
+    left -= len(page.messages)
+    text = frames.encode(
+        frames.history_frame(
+            reason="sync",
+            channel=page.channel,
+            messages=page.messages,
+            has_more=page.has_more and left <= 0,
+            with_channel=True,
+        )
+    )
+    return SyncStep(
+        text=text,
+        count=len(page.messages),
+        last_rev=page.messages[-1]["rev"],
+        more=page.has_more and left > 0,
+    )
 
 
 def read(*, user: User, name: str | None, seq: Any) -> None:
