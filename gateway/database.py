@@ -48,8 +48,8 @@ def bulk_db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     Every handshake, send and change waits its turn on the shared thread; a
     client syncing a large backlog from 0 on ten sockets would queue them all
     behind its pages. Its pages run here instead, on ``CHAT_SYNC_THREADS``
-    threads (each with its own database connection), so they wait for each
-    other, never for anyone else's handshake or send.
+    threads (their connections, on PostgreSQL, from the process's pool), so
+    they wait for each other, never for anyone else's handshake or send.
     """
     global _bulk_executor
     if _bulk_executor is None:

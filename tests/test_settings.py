@@ -89,6 +89,13 @@ def test_bad_integer_setting_is_a_clear_error(tmp_path):
     assert "CHAT_ACCESS_TOKEN_SECONDS" in result.stderr
 
 
+def test_sync_threads_must_be_at_least_one(tmp_path):
+    env = base_env(tmp_path, SECRET_KEY="x" * 64, CHAT_SYNC_THREADS="0")
+    result = run(["-c", "import chatsite.settings.base"], env)
+    assert result.returncode != 0
+    assert "CHAT_SYNC_THREADS must be at least 1" in result.stderr
+
+
 def test_check_deploy_is_clean_with_production_values(tmp_path):
     env = base_env(
         tmp_path,

@@ -359,9 +359,11 @@ CHAT_READ_RATE = env_rate("CHAT_READ_RATE", "120/m")
 CHAT_CONNECT_RATE = env_rate("CHAT_CONNECT_RATE", "60/m")
 # Messages one ``sync`` frame sends per channel before ``has_more``.
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 5000)
-# Threads (each with its own database connection) that read sync pages, apart
-# from the one thread every handshake and send shares (gateway.database.bulk_db).
+# Threads that read sync pages, apart from the one thread every handshake and
+# send shares (gateway.database.bulk_db); on PostgreSQL they use the pool.
 CHAT_SYNC_THREADS = env_int("CHAT_SYNC_THREADS", 2)
+if CHAT_SYNC_THREADS < 1:
+    raise ImproperlyConfigured("CHAT_SYNC_THREADS must be at least 1")
 # Trust X-Forwarded-For for the client address only behind a known proxy.
 CHAT_TRUST_X_FORWARDED_FOR = env_bool("CHAT_TRUST_X_FORWARDED_FOR")
 
