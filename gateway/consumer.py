@@ -254,10 +254,14 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     async def on_typing(self, frame: dict[str, Any]) -> None:
         name = protocol.channel_field(frame, lobby=True)
         stream = LOBBY_STREAM if name is None else self.stream_named(name)
+        throttle = get_typing_throttle()
         if stream is None:
+            # The refusal costs a database trip: it too is answered once per 2 s, the rest dropped.
+            if not throttle.allowed_here(self.user_hex, f"?{name.lower()}"):
+                return
             await db(database.channel_problem)(user=self.user, name=name)
             raise NotAMember("You are not a member of this channel.")
-        if not await get_typing_throttle().allow(self.user_hex, stream):
+        if not await throttle.allow(self.user_hex, stream):
             return  # within 2 s of this user's last typing event here: dropped silently
         typing = frames.encode(frames.typing_frame(channel=self.streams[stream], username=self.user.username))
         await apublish(stream_group(stream), frame_envelope(typing, exclude_user_id=self.user.id, lossy=True))

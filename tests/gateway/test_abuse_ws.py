@@ -217,3 +217,21 @@ async def test_a_slow_socket_gets_its_close_ahead_of_queued_typing(make_user):
     assert output["code"] == 4401
     assert loop.time() - start < 1.0, f"the close came after {received} typing frames"
     await communicator.wait(3)
+
+
+async def test_typing_where_one_is_no_member_is_refused_once_per_two_seconds(
+    make_user, ws_connect, monkeypatch
+):
+    from gateway import database
+
+    user = await database_sync_to_async(make_user)()
+    client = await ws_connect(user)
+    trips = []
+    real = database.channel_problem
+    monkeypatch.setattr(database, "channel_problem", lambda **kw: (trips.append(kw), real(**kw))[1])
+    for _ in range(20):
+        await client.send({"type": "typing", "channel": "nowhere"})
+    await client.send({"type": "ping"})
+    assert (await client.recv_type("error"))["code"] == "channel_not_found"
+    await client.recv_type("pong")  # the other 19 were dropped without a database trip
+    assert len(trips) == 1
