@@ -257,7 +257,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         throttle = get_typing_throttle()
         if stream is None:
             # The refusal costs a database trip: it too is answered once per 2 s, the rest dropped.
-            if not throttle.allowed_here(self.user_hex, f"?{name.lower()}"):
+            if not throttle.allowed_here(self.user_hex, f"?{name}"):
                 return
             await db(database.channel_problem)(user=self.user, name=name)
             raise NotAMember("You are not a member of this channel.")

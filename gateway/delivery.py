@@ -277,5 +277,9 @@ class DeliveringSocket:
 
 
 def _ignore_gone(task: asyncio.Future) -> None:
-    if not task.cancelled() and isinstance(task.exception(), OSError):
+    if task.cancelled() or task.exception() is None:
+        return
+    if isinstance(task.exception(), OSError):
         logger.debug("closing a socket whose client was gone already")
+    else:
+        logger.error("closing a socket failed", exc_info=task.exception())
