@@ -65,4 +65,3 @@ def login_failed(*, username: str, address: str) -> None:
     name = _username_key(username)
     count_key_failure(group=PAIR_GROUP, key=f"{name}\0{address}", rate=settings.CHAT_LOGIN_FAILURE_RATE)
     count_key_failure(group=USERNAME_GROUP, key=name, rate=settings.CHAT_LOGIN_USERNAME_RATE)
-
