@@ -228,8 +228,9 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
 
     async def _change(self, frame: dict[str, Any], change: Callable[..., Any], **fields: Any) -> None:
         """Apply one change to the frame's message (``changes.*``) and acknowledge it with its ``rev``."""
+        client_id = protocol.client_id_field(frame)
         result = await db(change)(user=self.user, message_id=frame.get("id"), **fields)
-        await self._ack(result.message, client_id=frame.get("client_id"))
+        await self._ack(result.message, client_id=client_id)
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         await self._change(frame, changes.message_edit, content=protocol.content_field(frame))

@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013)
 LOSSY_BACKLOG = 100  # queued envelopes past which typing and presence are dropped, not queued
 SKIP, SEND, FILL = "skip", "send", "fill"
+# What the ASGI server raises on a send to a socket that is gone: the peer left (uvicorn's
+# ClientDisconnected is an OSError), or the server closed it itself (1009, 1007) and
+# refuses any message after its close (RuntimeError).
+SOCKET_GONE = (OSError, RuntimeError)
 
 
 class DeliveringSocket:
@@ -69,10 +73,22 @@ class DeliveringSocket:
             self.server_close_code = code
             self.closing = True
             self.inbox.clear()
-            await self.close(code=code)
+            try:
+                await self.close(code=code)
+            except SOCKET_GONE as exc:
+                logger.info("closing a socket that was gone already: %r", exc)
 
     async def send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+        """Send one text frame; a socket already gone is no error.
+
+        The server's ``websocket.disconnect`` comes next and runs ``disconnect``,
+        which raising here would skip (leaving presence and hub entries behind).
+        """
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except SOCKET_GONE as exc:
+            logger.info("send to a closed socket dropped: %r", exc)
+            self.closing = True
 
     # --- the one delivery rule ----------------------------------------------------
 
@@ -139,8 +155,8 @@ class DeliveringSocket:
         try:
             # base_send directly: one coroutine per delivery, not a wrapper around it.
             waiting = start_eagerly(self.base_send({"type": "websocket.send", "text": text}))
-        except Exception:
-            logger.info("send to a closing socket failed", exc_info=True)
+        except Exception as exc:
+            logger.info("send to a closing socket failed: %r", exc)
             self.closing = True
             return
         if waiting is not None:

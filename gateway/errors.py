@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from core.errors import ChatError, RateLimited, ServiceUnavailable, as_chat_error
+from gateway import protocol
 from gateway.database import Refused
 from realtime import frames
 
@@ -34,7 +35,7 @@ def error_frame(exc: Exception, *, frame: dict[str, Any] | None = None, prefix: 
     return frames.error_frame(
         code=refusal.code,
         detail=f"{prefix}{refusal.detail}",
-        client_id=(frame or {}).get("client_id"),
+        client_id=protocol.echoed_client_id(frame),
         retry_after=refusal.retry_after if isinstance(refusal, RateLimited) else None,
     )
 

@@ -8,6 +8,7 @@ import orjson
 
 from core.errors import InvalidInput
 from messaging.selectors import PAGE_DEFAULT
+from messaging.services import clean_client_id
 
 MAX_FRAME_BYTES = 65_536
 
@@ -73,3 +74,21 @@ def after_field(frame: dict[str, Any]) -> dict[str, int]:
     ):
         raise InvalidInput("after must map channel names ('' for the lobby) to seqs.")
     return after
+
+
+def client_id_field(frame: dict[str, Any]) -> str | None:
+    """The frame's optional ``client_id``, checked as for messages: it is echoed in the ``ack``."""
+    return clean_client_id(frame.get("client_id"))
+
+
+def echoed_client_id(frame: dict[str, Any] | None) -> str | None:
+    """The ``client_id`` an ``error`` frame echoes: the refused frame's, when it is a valid one.
+
+    Anything else (a number, a nested list, a lone surrogate) is left out, so
+    the error frame always encodes: echoing it could fail, and a failure there
+    would end the socket.
+    """
+    try:
+        return clean_client_id((frame or {}).get("client_id"))
+    except InvalidInput:
+        return None
