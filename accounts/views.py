@@ -128,6 +128,7 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.user_list()
 
+    @extend_schema(responses={200: PublicUserSerializer(many=True), **errors(400, 401)})
     def list(self, request: Request, *args, **kwargs) -> Response:
         return self._page(self.get_queryset())
 
