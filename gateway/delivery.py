@@ -73,10 +73,13 @@ class DeliveringSocket:
             self.server_close_code = code
             self.closing = True
             self.inbox.clear()
-            try:
-                await self.close(code=code)
-            except SOCKET_GONE as exc:
-                logger.info("closing a socket that was gone already: %r", exc)
+            await self._close(code)
+
+    async def _close(self, code: int) -> None:
+        try:
+            await self.close(code=code)
+        except SOCKET_GONE as exc:
+            logger.info("closing a socket that was gone already: %r", exc)
 
     async def send_text(self, text: str) -> None:
         """Send one text frame; a socket already gone is no error.
@@ -129,8 +132,14 @@ class DeliveringSocket:
         self.start_pump()
 
     def _close_soon(self, code: int) -> None:
-        """Close from the hub's synchronous dispatch (a task; a client already gone is no error)."""
-        asyncio.ensure_future(self.close_socket(code)).add_done_callback(_ignore_gone)
+        """Close from the hub's synchronous dispatch: closing from now on (later envelopes are
+        dropped, not queued), the close frame itself sent by a task."""
+        if self.closing:
+            return
+        self.server_close_code = code
+        self.closing = True
+        self.inbox.clear()
+        asyncio.ensure_future(self._close(code)).add_done_callback(_ignore_gone)
 
     def _apply_inline(self, event: dict[str, Any]) -> bool:
         """Apply a plain frame or an in-order message now; False when the pump must."""
@@ -169,7 +178,12 @@ class DeliveringSocket:
     async def _drain(self, waiting: asyncio.Future | None = None) -> None:
         try:
             if waiting is not None:
-                await waiting
+                try:
+                    await waiting
+                except SOCKET_GONE as exc:  # closed while the send waited for the peer to read
+                    logger.info("send to a closed socket dropped: %r", exc)
+                    self.closing = True
+                    return
             while self.inbox and not self.closing:
                 event = self.inbox.popleft()
                 await self.appliers[event["kind"]](self, event)
