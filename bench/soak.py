@@ -160,6 +160,11 @@ class Client:
                 for name, state in first.get("unread", {}).items():
                     self.positions.setdefault(name, state.get("last_seq", 0))
                 return
+            except (TimeoutError, OSError, websockets.InvalidStatus) as exc:
+                # A busy machine may not finish a handshake within websockets' 10 s: count it, retry.
+                self.ledger.closes[f"on connect {type(exc).__name__}"] += 1
+                await asyncio.sleep(1 + attempt)
+                continue
             except websockets.ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else None
                 self.ledger.closes[f"on connect {code}"] += 1
