@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -114,7 +115,10 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
                 await asyncio.shield(self.release())
             return
         except BaseException:  # cancelled (the server is stopping): release, then go on stopping
-            await asyncio.shield(self.release())
+            # In a context of its own: the cancelled one may hold a sync executor that is quitting
+            # ("CurrentThreadExecutor already quit"), and the release's database step would fail.
+            release = asyncio.get_running_loop().create_task(self.release(), context=contextvars.Context())
+            await asyncio.shield(release)
             raise
 
     async def _start(self, streams: dict[str, str | None]) -> None:
