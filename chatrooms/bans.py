@@ -17,13 +17,8 @@ from accounts.selectors import user_get
 from chatrooms.models import BAN_REASON_MAX_LENGTH, Ban, Channel
 from chatrooms.selectors import ban_list, channel_get
 from chatrooms.services import can_moderate, channel_lock, member_target, membership_remove, refuse_direct
-from core.errors import ChatError, Forbidden, InvalidInput, UserNotFound
+from core.errors import BanNotFound, Forbidden, InvalidInput, UserNotFound
 from core.userlimits import enforce_user_rate
-
-
-class NoSuchBan(ChatError):
-    code = "not_found"
-    http_status = 404
 
 
 def _moderated_channel(*, actor: User, name: str) -> Channel:
@@ -82,7 +77,7 @@ def ban_remove(*, actor: User, name: str, username: str) -> None:
     with contextlib.suppress(UserNotFound):
         ban = _ban_of(channel=channel, user=user_get(username=username))
     if ban is None:
-        raise NoSuchBan("No such ban.")
+        raise BanNotFound("No such ban.")
     with transaction.atomic():
         deleted, _ = Ban.objects.filter(pk=ban.pk).delete()
         if deleted:

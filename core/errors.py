@@ -93,6 +93,11 @@ class ChannelNotFound(ChatError):
     http_status = 404
 
 
+class BanNotFound(ChatError):
+    code = "not_found"
+    http_status = 404
+
+
 class UserNotFound(ChatError):
     code = "user_not_found"
     http_status = 404
