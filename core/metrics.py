@@ -5,7 +5,7 @@ place; the code that sees the event increments it (``metrics.DELIVERIES.inc()``)
 
 - ``MESSAGES_STORED``, ``CHANGES_STORED``: ``messaging.services`` and
   ``messaging.changes``, when the row's transaction commits.
-- ``DELIVERIES``, ``GAP_FILLS``: ``gateway.delivery``.
+- ``DELIVERIES``, ``DIRECT_WRITES``, ``GAP_FILLS``: ``gateway.delivery``.
 - ``CONNECTIONS``, ``WS_CLOSES``, ``ACK_SECONDS``: ``gateway.consumer``.
 - ``RATE_LIMITED``: ``core.errors.RateLimited``, the one refusal every limit raises.
 - ``LAYER_ERRORS``: ``realtime.publish`` and ``realtime.hub``.
@@ -51,6 +51,10 @@ MESSAGES_STORED = Counter("chat_messages_stored", "New messages committed.")
 CHANGES_STORED = Counter("chat_changes_stored", "Message changes committed (edits, deletions, reactions).")
 DELIVERIES = LoopCounter(
     "chat_deliveries", "message and message_updated frames sent to sockets, live or gap-filled."
+)
+DIRECT_WRITES = LoopCounter(
+    "chat_direct_writes",
+    "Frames of broadcasts written straight to a socket's transport, below ASGI (gateway.wire).",
 )
 GAP_FILLS = Counter("chat_gap_fills", "Gaps a socket filled from the database before a live message.")
 WS_CLOSES = Counter(

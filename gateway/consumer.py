@@ -29,6 +29,7 @@ from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
 from gateway.database import bulk_db, db
 from gateway.delivery import DeliveringSocket
+from gateway.wire import direct_line
 from messaging import changes
 from messaging.writer import get_writer
 from realtime import frames
@@ -102,6 +103,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         self.connection_id = uuid4().hex
         self.start_delivery()
         await self.accept()
+        self.line = direct_line(self.base_send)  # after the handshake: its extensions are known
         self.counted_open = True
         metrics.CONNECTIONS.inc()
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from core import metrics
 from gateway import database
 from gateway.database import db
+from gateway.wire import DirectLine, wire_frame
 from messaging.selectors import GAP_FILL_MAX
 from realtime import frames
 from realtime.eager import start_eagerly
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_BACKLOG = 2_000  # queued envelopes before a socket counts as too slow (1013)
 LOSSY_BACKLOG = 100  # queued envelopes past which typing and presence are dropped, not queued
 SKIP, SEND, FILL = "skip", "send", "fill"
+WIRE_KEY = "_wire"  # an envelope's frame encoded for the wire once, shared by its local sockets
 # What the ASGI server raises on a send to a socket that is gone: the peer left (uvicorn's
 # ClientDisconnected is an OSError), or the server closed it itself (1009, 1007) and
 # refuses any message after its close (RuntimeError).
@@ -55,6 +57,7 @@ class DeliveringSocket:
     user_hex: str
     hub: Hub | None
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
+    line: DirectLine | None = None  # the transport below ASGI, when the server allows (gateway.wire)
 
     def start_delivery(self) -> None:
         """Reset the socket's delivery state (called first thing in ``connect``)."""
@@ -146,7 +149,7 @@ class DeliveringSocket:
         kind = event["kind"]
         if kind == KIND_FRAME:
             if self._frame_wanted(event):
-                self._send_now(event["frame"])
+                self._send_now(event)
             return True
         if kind != KIND_MESSAGE:
             return False
@@ -155,15 +158,25 @@ class DeliveringSocket:
             return False
         if step == SEND:
             self.last_seqs[event["stream"]] = event["seq"]
-            self._send_now(event["frame"])
+            self._send_now(event)
             metrics.DELIVERIES.inc()
         return True
 
-    def _send_now(self, text: str) -> None:
-        """Start the send inline; if it must wait, the pump finishes it before anything else."""
+    def _send_now(self, event: dict[str, Any]) -> None:
+        """Send the envelope's frame inline: written below ASGI when the socket's line takes it,
+        else the ASGI send started inline; if that must wait, the pump finishes it before anything else.
+        """
+        line = self.line
+        if line is not None:
+            wire = event.get(WIRE_KEY)
+            if wire is None:  # the first of the envelope's sockets encodes it for all of them
+                wire = event[WIRE_KEY] = wire_frame(event["frame"])
+            if line.write(wire):
+                metrics.DIRECT_WRITES.inc()
+                return
         try:
             # base_send directly: one coroutine per delivery, not a wrapper around it.
-            waiting = start_eagerly(self.base_send({"type": "websocket.send", "text": text}))
+            waiting = start_eagerly(self.base_send({"type": "websocket.send", "text": event["frame"]}))
         except Exception as exc:
             logger.info("send to a closing socket failed: %r", exc)
             self.closing = True

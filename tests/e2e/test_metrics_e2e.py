@@ -79,3 +79,23 @@ async def test_sockets_dropped_right_after_the_101_leave_the_connection_gauge(se
     while scrape(server)[("chat_connections", ())] != 0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+async def test_broadcasts_are_written_below_asgi_on_the_default_server(server):
+    """uvicorn's sansio protocol (bin/server's default) takes the broadcast's frame directly."""
+    sender = await Socket.open(server.ws_base, register_and_login(server.base_url, prefix="wire"))
+    reader = await Socket.open(server.ws_base, register_and_login(server.base_url, prefix="wire"))
+    try:
+        before = scrape(server)[("chat_direct_writes_total", ())]
+        for number in range(3):
+            await sender.send(
+                {"type": "message", "channel": None, "content": f"wire {number} é", "client_id": f"w{number}"}
+            )
+        got = await reader.messages(3)
+        assert [m["content"] for m in got] == ["wire 0 é", "wire 1 é", "wire 2 é"]
+        assert [m["seq"] for m in got] == sorted(m["seq"] for m in got)
+        # Both sockets are in the lobby: six deliveries, each one frame written directly.
+        assert scrape(server)[("chat_direct_writes_total", ())] - before >= 6
+    finally:
+        await sender.close()
+        await reader.close()

@@ -19,6 +19,7 @@ NAMES = {
     "chat_messages_stored": "counter",
     "chat_changes_stored": "counter",
     "chat_deliveries": "counter",
+    "chat_direct_writes": "counter",
     "chat_gap_fills": "counter",
     "chat_ws_closes": "counter",
     "chat_rate_limited": "counter",
