@@ -174,3 +174,41 @@ def test_command_writes_tokens_file(tmp_path, capsys):
 def test_command_rejects_bad_arguments():
     with pytest.raises(CommandError):
         call_command("seed_chat", "--prefix", "no good", "--no-progress")
+
+
+def test_the_insert_writes_every_column_of_a_message():
+    # A column added to Message must be added to the seeding INSERT too.
+    assert set(seeding.MESSAGE_FIELDS) == {field.name for field in Message._meta.concrete_fields}
+
+
+def test_seeded_messages_read_back_as_the_service_writes_them():
+    result = seed(messages=8)
+    sent = message_send(user=result.users[0], channel_name=None, content="by the service").message
+    seeded = list(
+        Message.objects.exclude(pk=sent.pk).select_related("channel", "user").order_by("created_at")
+    )
+    assert len(seeded) == 8 and len({m.id for m in seeded}) == 8
+    for message in seeded:
+        assert isinstance(message.id, type(sent.id))
+        assert message.rev == message.seq
+        assert message.created_at.tzinfo is not None and message.created_at < sent.created_at
+        assert (message.client_id, message.reply_to_id, message.edited_at, message.deleted) == (
+            None, None, None, False,
+        )  # fmt: skip
+        assert message.content.startswith("Seeded message ")
+    lobby = [m for m in seeded if m.channel is None]
+    assert lobby and all(m.user in result.users for m in lobby)
+    assert_gapless_and_counters_match()
+
+
+def test_sqlite_page_cache_is_given_back():
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (before,) = cursor.fetchone()
+        seed(messages=5)
+        cursor.execute("PRAGMA cache_size")
+        assert cursor.fetchone() == (before,)
