@@ -3,10 +3,17 @@
 A configuration is ``SERVER/LAYER/DB``: ``uvicorn`` or ``daphne`` (both via
 ``bin/server``), ``memory``, ``redis`` (the pubsub layer) or ``redis-core``
 (``CHAT_CHANNEL_LAYER=core``: RedisChannelLayer), both on ``REDIS_URL`` database 15, and
-``sqlite`` or ``postgres`` (a fresh database created and dropped here).
-Each run starts a new server process pinned to core 0 and runs every chosen
-scenario from this process, pinned to core 1; the summary quotes medians
-over the runs.
+``sqlite`` or ``postgres`` (a fresh database created and dropped here);
+or ``reference``: ``bench/reference.py``, a bare ``websockets`` broadcast
+server speaking the same frames, which stores and checks nothing. Runs on a
+shared machine are comparable only as ratios, so the report quotes every
+figure against the reference's, measured in the same invocation.
+
+Every configuration is prepared first (database, seed); then the runs go
+round: run 1 of every configuration (the reference first), then run 2, ...,
+so that whatever else the machine does falls on all of them alike. Each run
+starts a new server process pinned to core 0 and runs every chosen scenario
+from this process, pinned to core 1; the summary quotes medians over the runs.
 
 With ``--baseline REF`` every configuration is measured on two trees, REF's
 files (``bench.trees``) and the work tree, each with its own database and
@@ -29,7 +36,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,13 +54,19 @@ T = TypeVar("T")
 SERVER_CORE, TOOL_CORE = 0, 1
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+REFERENCE = "reference"
 DEFAULT_CONFIGS = [
+    REFERENCE,
     "uvicorn/memory/sqlite",
     "daphne/memory/sqlite",
     "uvicorn/redis/sqlite",
     "uvicorn/memory/postgres",
+    "uvicorn/redis/postgres",
 ]
+QUICK_CONFIGS = [REFERENCE, "uvicorn/memory/sqlite"]
 ALL_SCENARIOS = ["idle", "connect", "fanout", "rooms", "rest"]
+# What the reference does not serve: it has no REST API.
+NOT_ON_REFERENCE = {"rest"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ class Sizes:
     idle: int = 2000
     connect_total: int = 1000
     rest_clients: int = 32
-    history_messages: int = 10000  # seeded before the runs, spread over the lobby and channels
+    history_messages: int = 10000  # seeded before the runs (--history), spread over the lobby and channels
 
 
 FULL = Sizes()
@@ -87,24 +100,39 @@ QUICK = Sizes(
 
 @dataclass
 class Config:
+    """``SERVER/LAYER/DB``, or the reference (whose database only holds the seed it reads members from)."""
+
     server: str
     layer: str
     db: str
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        server, layer, db = text.strip().split("/")
+        if text.strip() == REFERENCE:
+            return cls(REFERENCE, "memory", "sqlite")
+        parts = text.strip().split("/")
         if (
-            server not in {"uvicorn", "daphne"}
-            or layer not in {"memory", "redis", "redis-core"}
-            or db not in {"sqlite", "postgres"}
+            len(parts) != 3
+            or parts[0] not in {"uvicorn", "daphne"}
+            or parts[1] not in {"memory", "redis", "redis-core"}
+            or parts[2] not in {"sqlite", "postgres"}
         ):
-            raise ValueError(f"bad configuration {text!r}: SERVER/LAYER/DB, e.g. uvicorn/memory/sqlite")
-        return cls(server, layer, db)
+            raise ValueError(
+                f"bad configuration {text!r}: {REFERENCE} or SERVER/LAYER/DB, e.g. uvicorn/memory/sqlite"
+            )
+        return cls(*parts)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.server == REFERENCE
 
     @property
     def name(self) -> str:
-        return f"{self.server}/{self.layer}/{self.db}"
+        return REFERENCE if self.is_reference else f"{self.server}/{self.layer}/{self.db}"
+
+    def scenarios(self, names: list[str]) -> list[str]:
+        """The chosen scenarios this configuration runs: the reference serves no REST."""
+        return [name for name in names if not (self.is_reference and name in NOT_ON_REFERENCE)]
 
 
 @dataclass
@@ -190,11 +218,12 @@ def seed(
     fan_users = max(sizes.fanout)
     room_users = max(sizes.room_channels * sizes.room_members, sizes.rest_clients)
     idle_users = max(sizes.idle, min(sizes.connect_total, 200))
-    share = max(1, sizes.history_messages // 3)
+    # The three prefixes share the history exactly; 0 seeds none.
+    share = [sizes.history_messages // 3 + (i < sizes.history_messages % 3) for i in range(3)]
     plan = [
-        ("fan", fan_users, 1, fan_users, share),
-        ("room", room_users, room_users // sizes.room_members, sizes.room_members, share),
-        ("idle", idle_users, 0, 1, share),
+        ("fan", fan_users, 1, fan_users, share[0]),
+        ("room", room_users, room_users // sizes.room_members, sizes.room_members, share[1]),
+        ("idle", idle_users, 0, 1, share[2]),
     ]
     tokens: dict[str, str] = {}
     began = time.perf_counter()
@@ -209,17 +238,34 @@ def seed(
     return tokens, time.perf_counter() - began
 
 
-class Server:
-    """``bin/server`` of ``root`` pinned to the server core, in its own process group."""
+def dump_members(env: dict[str, str], path: Path) -> None:
+    """Write ``{username: [channel names]}`` from the seeded database, for the reference server."""
+    manage(env, "shell", "-c", f"from bench.reference import write_members; write_members({str(path)!r})")
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path, root: Path = ROOT) -> None:
+
+def reference_command(port: int, members: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.reference", "--port", str(port), "--members", str(members)]
+
+
+class Server:
+    """``bin/server`` of ``root`` (or ``command``) pinned to the server core, in its own process group."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        log_path: Path,
+        root: Path = ROOT,
+        command: list[str] | None = None,
+    ) -> None:
         self.env, self.port, self.log_path, self.root = env, port, log_path, root
+        self.command = command or [str(root / "bin" / "server")]
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            ["taskset", "-c", str(SERVER_CORE), str(self.root / "bin" / "server")],
+            ["taskset", "-c", str(SERVER_CORE), *self.command],
             cwd=self.root,
             env={**self.env, "PORT": str(self.port)},
             stdout=log,
@@ -240,7 +286,7 @@ class Server:
 
     @property
     def pid(self) -> int:
-        return self.process.pid  # taskset and bin/server exec, so this is the server itself
+        return self.process.pid  # taskset, bin/server (and python) exec, so this is the server itself
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -303,6 +349,7 @@ class Prepared:
     env: dict[str, str]
     tokens: dict[str, str]
     info: dict
+    members: Path | None = None  # the reference's {username: [channels]}, dumped from its seed
 
 
 def schedule(items: Sequence[T], runs: int) -> list[tuple[int, T]]:
@@ -315,7 +362,11 @@ def schedule(items: Sequence[T], runs: int) -> list[tuple[int, T]]:
 
 
 def prepare(plan: Plan, config: Config, tree: Tree, stack: ExitStack) -> Prepared:
-    """Fresh database, migrate, seed; what it made is undone when ``stack`` closes."""
+    """Fresh database, migrate, seed; what it made is undone when ``stack`` closes.
+
+    The reference gets the same seed without history (it stores nothing, and
+    reads only who is in which channel, once, from the file dumped here).
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     stack.callback(subprocess.run, ["rm", "-rf", str(data_dir)], check=False)
     if config.db == "postgres":
@@ -332,8 +383,13 @@ def prepare(plan: Plan, config: Config, tree: Tree, stack: ExitStack) -> Prepare
     if tree.name:
         print(f"{config.name}: preparing {tree.name}", flush=True)
     manage(env, "migrate", "--noinput", "-v", "0", root=tree.root)
-    tokens, info["seed_seconds"] = seed(env, plan.sizes, data_dir, tree.root)
-    return Prepared(tree, env, tokens, info)
+    sizes = replace(plan.sizes, history_messages=0) if config.is_reference else plan.sizes
+    tokens, info["seed_seconds"] = seed(env, sizes, data_dir, tree.root)
+    members = None
+    if config.is_reference:
+        members = data_dir / "members.json"
+        dump_members(env, members)
+    return Prepared(tree, env, tokens, info, members)
 
 
 def measure(plan: Plan, config: Config, prepared: Prepared, run: int, log_dir: Path) -> list[dict]:
@@ -341,13 +397,21 @@ def measure(plan: Plan, config: Config, prepared: Prepared, run: int, log_dir: P
     tree = prepared.tree
     print(f"{config.name}: run {run} of {plan.runs}" + (f", {tree.name}" if tree.name else ""), flush=True)
     stem = "-".join(filter(None, ["server", tree.kind, config.name.replace("/", "-"), str(run)]))
-    server = Server(prepared.env, free_port(), log_dir / f"{stem}.log", tree.root)
+    port = free_port()
+    if config.layer in {"redis", "redis-core"}:
+        flush_redis()  # its database is shared by every Redis configuration of the invocation
+    if config.is_reference:
+        server = Server(
+            prepared.env, port, log_dir / f"{stem}.log", tree.root, reference_command(port, prepared.members)
+        )
+    else:
+        server = Server(prepared.env, port, log_dir / f"{stem}.log", tree.root)
     server.start()
     try:
         ctx = scenarios.Context(
             http_base=f"http://127.0.0.1:{server.port}", tokens=prepared.tokens, server_pid=server.pid
         )
-        found = uvloop.run(run_scenarios(ctx, plan.scenarios, plan.sizes))
+        found = uvloop.run(run_scenarios(ctx, config.scenarios(plan.scenarios), plan.sizes))
     finally:
         server.stop()
     for row in found:
@@ -355,14 +419,40 @@ def measure(plan: Plan, config: Config, prepared: Prepared, run: int, log_dir: P
     return found
 
 
-def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], list[dict]]:
-    """Every tree's database and seed, then the runs alternating between the trees."""
+def trees_of(plan: Plan, config: Config) -> list[Tree]:
+    """The trees a configuration is measured on: the reference is the work tree's, once."""
+    return [Tree("")] if config.is_reference else plan.trees
+
+
+def run_configs(
+    plan: Plan,
+    configs: list[Config],
+    log_dir: Path,
+    after_run: Callable[[list[dict], list[dict]], None] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Every configuration's and tree's database and seed, then the runs going round all of them.
+
+    ``after_run(rows, infos)`` is called after every run, so that a long
+    invocation interrupted keeps what it measured.
+    """
     with ExitStack() as stack:
-        prepared = [prepare(plan, config, tree, stack) for tree in plan.trees]
-        rows = []
-        for run, each in schedule(prepared, plan.runs):
+        prepared = [
+            (config, prepare(plan, config, tree, stack))
+            for config in configs
+            for tree in trees_of(plan, config)
+        ]
+        infos = [each.info for _, each in prepared]
+        rows: list[dict] = []
+        for run, (config, each) in schedule(prepared, plan.runs):
             rows.extend(measure(plan, config, each, run, log_dir))
-        return rows, [each.info for each in prepared]
+            if after_run is not None:
+                after_run(rows, infos)
+        return rows, infos
+
+
+def run_config(plan: Plan, config: Config, log_dir: Path) -> tuple[list[dict], list[dict]]:
+    """One configuration: every tree's database and seed, then the runs alternating between the trees."""
+    return run_configs(plan, [config], log_dir)
 
 
 # --- summary ------------------------------------------------------------------
@@ -432,7 +522,8 @@ def _median(values: list) -> float | None:
 
 
 def sized_from_env(sizes: Sizes) -> Sizes:
-    """BENCH_FANOUT=200,1000 BENCH_ROOMS=50x10 BENCH_IDLE=2000 BENCH_CONNECTS=1000 BENCH_REST_CLIENTS=32."""
+    """BENCH_FANOUT=200,1000 BENCH_ROOMS=50x10 BENCH_IDLE=2000 BENCH_CONNECTS=1000 BENCH_REST_CLIENTS=32
+    BENCH_HISTORY=10000."""
     changes: dict = {}
     if fanout := os.environ.get("BENCH_FANOUT"):
         changes["fanout"] = tuple(int(n) for n in fanout.split(","))
@@ -443,6 +534,7 @@ def sized_from_env(sizes: Sizes) -> Sizes:
         ("BENCH_IDLE", "idle"),
         ("BENCH_CONNECTS", "connect_total"),
         ("BENCH_REST_CLIENTS", "rest_clients"),
+        ("BENCH_HISTORY", "history_messages"),
     ):
         if value := os.environ.get(env):
             changes[key] = int(value)
@@ -452,16 +544,25 @@ def sized_from_env(sizes: Sizes) -> Sizes:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes, one run, the first configuration only"
+        "--quick", action="store_true", help=f"tiny sizes, one run, {' and '.join(QUICK_CONFIGS)} only"
     )
     parser.add_argument(
-        "--configs", default=os.environ.get("BENCH_CONFIGS", ""), help="comma-separated SERVER/LAYER/DB"
+        "--configs",
+        default=os.environ.get("BENCH_CONFIGS", ""),
+        help=f"comma-separated {REFERENCE} or SERVER/LAYER/DB (default: {','.join(DEFAULT_CONFIGS)})",
     )
     parser.add_argument(
         "--scenarios", default=os.environ.get("BENCH_SCENARIOS", ""), help=", ".join(ALL_SCENARIOS)
     )
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "0")) or None)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "0")) or None)
+    parser.add_argument(
+        "--history",
+        type=int,
+        metavar="N",
+        default=None,
+        help="messages stored before the runs (BENCH_HISTORY; default 10,000, --quick 500), e.g. 1000000",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
     )
@@ -481,9 +582,17 @@ def parse_plan(argv: list[str] | None = None) -> Plan:
     sizes = sized_from_env(sizes)
     if args.seconds:
         sizes = replace(sizes, seconds=args.seconds, rate_seconds=args.seconds)
-    configs = [Config.parse(c) for c in args.configs.split(",") if c.strip()] or [
-        Config.parse(c) for c in (DEFAULT_CONFIGS[:1] if args.quick else DEFAULT_CONFIGS)
-    ]
+    if args.history is not None:
+        if args.history < 0:
+            parser.error("--history must not be negative")
+        sizes = replace(sizes, history_messages=args.history)
+    try:
+        configs = [Config.parse(c) for c in args.configs.split(",") if c.strip()] or [
+            Config.parse(c) for c in (QUICK_CONFIGS if args.quick else DEFAULT_CONFIGS)
+        ]
+    except ValueError as exc:
+        parser.error(str(exc))
+    configs.sort(key=lambda config: not config.is_reference)  # each round of runs starts with it
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()] or ALL_SCENARIOS
     unknown = set(names) - set(ALL_SCENARIOS)
     if unknown:
@@ -518,12 +627,23 @@ def result_of(
         "summary": summarise(rows),
         "rows": rows,
         "server_logs": str(log_dir),
+        "notes": plan_notes(plan),
     }
+    # Every figure against the reference's median of the same invocation, and the targets.
+    result |= report.reference_results(result["summary"])
     if plan.baseline_sha:
         baseline, current = (tree.name for tree in plan.trees)
         result["baseline"] = {"ref": plan.baseline_ref, "commit": plan.baseline_sha, "tree": baseline}
         result["trees"] = [baseline, current]
     return result
+
+
+def plan_notes(plan: Plan) -> list[str]:
+    notes = [f"{plan.sizes.history_messages:,} messages stored before the runs (--history)."]
+    skipped = [n for c in plan.configs if c.is_reference for n in plan.scenarios if n in NOT_ON_REFERENCE]
+    if skipped:
+        notes.append(f"{', '.join(skipped)}: not run on the {REFERENCE}, which serves no REST API.")
+    return notes
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -540,20 +660,21 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     plan.out.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
-    rows, infos = [], []
     commit = git_commit()
+    json_path, md_path = plan.out / f"{stamp}.json", plan.out / f"{stamp}.md"
+    written: dict = {}
+
+    def write(rows: list[dict], infos: list[dict]) -> None:
+        # After every run, so a long invocation interrupted keeps what it measured.
+        result = result_of(plan, stamp, commit, infos, rows, log_dir)
+        json_path.write_text(json.dumps(result, indent=1))
+        report.write_markdown(result, md_path)
+        written.update(result=result, plots=report.write_plots(result, plan.out, stamp))
+
     with trees.measured(plan.baseline_sha) as measured:
         plan.trees = measured
-        for config in plan.configs:
-            found, info = run_config(plan, config, log_dir)
-            rows.extend(found)
-            infos.extend(info)
-            # Written after every configuration, so a long run interrupted keeps what it measured.
-            result = result_of(plan, stamp, commit, infos, rows, log_dir)
-            json_path = plan.out / f"{stamp}.json"
-            json_path.write_text(json.dumps(result, indent=1))
-            md_path = report.write_markdown(result, plan.out / f"{stamp}.md")
-            plots = report.write_plots(result, plan.out, stamp)
+        run_configs(plan, plan.configs, log_dir, after_run=write)
+    result, plots = written["result"], written["plots"]
     print(md_path.read_text())
     print(f"wrote {json_path}, {md_path}" + "".join(f", {p}" for p in plots))
     return 1 if any(row["flagged"] for row in result["summary"]) else 0
