@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -218,11 +218,22 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
     async def _send_message(
         self, *, channel: str | None, content: Any, client_id: Any, reply_to: Any = None
     ) -> None:
-        # Through the process's writer: messages waiting together share one commit.
+        # Through the process's writer: messages waiting together share one commit. A channel
+        # this socket is subscribed to goes by its id; the write still checks the membership.
+        stream = None if channel is None else self.stream_named(channel)
         result = await get_writer().send(
-            user=self.user, channel_name=channel, content=content, client_id=client_id, reply_to=reply_to
+            user=self.user,
+            channel_name=channel,
+            content=content,
+            client_id=client_id,
+            reply_to=reply_to,
+            channel_id=None if stream is None else UUID(hex=stream),
         )
-        await self._ack(result.message, client_id=result.message.client_id)
+        await self.send_frame(
+            frames.ack_frame(
+                client_id=result.client_id, message_id=str(result.message_id), seq=result.seq, rev=result.rev
+            )
+        )
         metrics.ACK_SECONDS.observe(time.perf_counter() - self.frame_arrived)
 
     async def _ack(self, message: Any, *, client_id: Any) -> None:

@@ -4,8 +4,9 @@ A stream is the lobby (``""``) or one chat channel (its id's hex). Taking a
 position increments the stream's ``StreamSequence`` row inside the caller's
 transaction, which holds its row lock (PostgreSQL) or the write lock (SQLite,
 IMMEDIATE) until commit: position n commits before n+1 can be taken, so
-positions are gapless and become visible in order. The message service takes
-one at a time, seeding takes a block; both through ``positions_take``.
+positions are gapless and become visible in order. Changes take one at a
+time and seeding takes a block through ``positions_take``; a batch of new
+messages takes every stream's block in one statement (``positions_take_many``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,56 @@ def positions_take(stream: str, count: int = 1) -> int:
             cursor.execute(sql, [count, stream])
             row = cursor.fetchone()
     return row[0]
+
+
+def positions_take_many(counts: dict[str, int]) -> dict[str, int]:
+    """Take ``counts[stream]`` positions in each stream at once; return each stream's last one.
+
+    One ``UPDATE … RETURNING`` for every stream of a group commit. On
+    PostgreSQL the rows are first locked in the order of their names, so two
+    processes' batches over the same streams queue instead of deadlocking
+    (SQLite's IMMEDIATE transaction holds the whole database already).
+    Precondition: an open transaction; the locks are held until it ends.
+    """
+    if not counts:
+        return {}
+    streams = sorted(counts)
+    if connection.vendor == "postgresql" and len(streams) > 1:
+        table = StreamSequence._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {table} WHERE stream IN ({', '.join(['%s'] * len(streams))})"  # noqa: S608
+                " ORDER BY stream FOR UPDATE",
+                streams,
+            )
+    last = _shift({stream: counts[stream] for stream in streams})
+    for stream in streams:
+        if stream not in last:  # a stream without its counter row yet: created here, as one at a time
+            last[stream] = positions_take(stream, counts[stream])
+    return last
+
+
+def positions_give_back(counts: dict[str, int]) -> None:
+    """Return the last ``counts[stream]`` positions just taken in each stream, unused.
+
+    Precondition: taken in this transaction, whose locks still keep every other
+    writer out, so nobody can have taken a position after them: no gap is left.
+    """
+    if counts:
+        _shift({stream: -count for stream, count in sorted(counts.items())})
+
+
+def _shift(deltas: dict[str, int]) -> dict[str, int]:
+    """Add each delta to its stream's counter in one statement; the new values of the rows found."""
+    table = StreamSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET last_seq = s.last_seq + v.column2"  # noqa: S608
+            f" FROM (VALUES {', '.join(['(%s, %s)'] * len(deltas))}) AS v"
+            " WHERE s.stream = v.column1 RETURNING stream, last_seq",
+            [value for item in deltas.items() for value in item],
+        )
+        return dict(cursor.fetchall())
 
 
 def last_positions(streams: list[str]) -> dict[str, int]:

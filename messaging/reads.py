@@ -311,29 +311,85 @@ def sender_reads_move(posted: list[Posted]) -> None:
     position (the stream locks are held until commit), so the only messages
     above a sender's last one are later ones of the same batch: its unread and
     mention counts come from the batch itself, with no count query. One
-    UPDATE and one ``read`` frame per (sender, stream).
+    UPDATE for every channel position of the batch and one for the lobby's,
+    then one ``read`` frame per (sender, stream) that moved.
     """
     last: dict[tuple[UUID, UUID | None], Posted] = {}
     for item in posted:
         key = (item.user_id, item.channel_id)
         if key not in last or item.seq > last[key].seq:
             last[key] = item
+    moved = _channel_reads_move([own for (_, channel_id), own in last.items() if channel_id is not None])
+    lobby = [own for (_, channel_id), own in last.items() if channel_id is None]
+    moved |= _lobby_reads_move(lobby)
+    by_stream: dict[UUID | None, list[Posted]] = {}
+    for item in posted:
+        by_stream.setdefault(item.channel_id, []).append(item)
     for (user_id, channel_id), own in last.items():
-        if not _pointer_move(user_id=user_id, channel_id=channel_id, seq=own.seq):
+        if (user_id, channel_id) not in moved:
             continue
-        above = [
-            item
-            for item in posted
-            if item.channel_id == channel_id and item.seq > own.seq and item.user_id != user_id
-        ]
+        stream = by_stream[channel_id]
+        above = [item for item in stream if item.seq > own.seq and item.user_id != user_id]
         state = ReadState(
             channel_id,
             own.seq,
-            max(item.seq for item in posted if item.channel_id == channel_id),
+            max(item.seq for item in stream),
             len(above),
             sum(1 for item in above if user_id in item.mentioned),
         )
         _announce_read_on_commit(user_id=user_id, channel=own.channel, state=state)
+
+
+def _values_update(table: str, *, where: str, rows: list[tuple], returning: str) -> list[tuple]:
+    """``UPDATE table SET last_read_seq = v.<last column> FROM (VALUES rows) AS v WHERE …``: the
+    rows moved (``returning``), in one statement however many."""
+    width = len(rows[0])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET last_read_seq = v.column{width}"  # noqa: S608
+            f" FROM (VALUES {', '.join(['(' + ', '.join(['%s'] * width) + ')'] * len(rows))}) AS v"
+            f" WHERE {where} AND r.last_read_seq < v.column{width} RETURNING {returning}",
+            [value for row in rows for value in row],
+        )
+        return cursor.fetchall()
+
+
+def _uuid_of(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def _channel_reads_move(own: list[Posted]) -> set[tuple[UUID, UUID | None]]:
+    """Move the members' positions up to their own last messages; the (user, channel) pairs moved."""
+    if not own:
+        return set()
+    rows = [
+        (_db_id(Membership, "user", item.user_id), _db_id(Membership, "channel", item.channel_id), item.seq)
+        for item in own
+    ]
+    found = _values_update(
+        Membership._meta.db_table,
+        where="r.user_id = v.column1 AND r.channel_id = v.column2",
+        rows=rows,
+        returning="user_id, channel_id",
+    )
+    return {(_uuid_of(user_id), _uuid_of(channel_id)) for user_id, channel_id in found}
+
+
+def _lobby_reads_move(own: list[Posted]) -> set[tuple[UUID, UUID | None]]:
+    """As ``_channel_reads_move`` for the lobby; a user without a lobby row gets one (rare)."""
+    if not own:
+        return set()
+    rows = [(_db_id(LobbyRead, "user", item.user_id), item.seq) for item in own]
+    found = _values_update(
+        LobbyRead._meta.db_table, where="r.user_id = v.column1", rows=rows, returning="user_id"
+    )
+    moved = {(_uuid_of(user_id), None) for (user_id,) in found}
+    for item in own:
+        if (item.user_id, None) not in moved and _pointer_move(
+            user_id=item.user_id, channel_id=None, seq=item.seq
+        ):
+            moved.add((item.user_id, None))
+    return moved
 
 
 def lobby_read_start(*, user_id: UUID) -> None:

@@ -162,8 +162,7 @@ class MessageViewSet(viewsets.GenericViewSet):
             reply_to=fields["reply_to"],
         )
         return Response(
-            message_payload(result.message),
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            result.payload, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
 
     @extend_schema(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import Any
+from uuid import UUID
 
 from channels.db import database_sync_to_async
 
@@ -26,11 +27,23 @@ class MessageWriter:
         self._flushing = False
 
     async def send(
-        self, *, user: User, channel_name: str | None, content: Any, client_id: Any, reply_to: Any = None
+        self,
+        *,
+        user: User,
+        channel_name: str | None,
+        content: Any,
+        client_id: Any,
+        reply_to: Any = None,
+        channel_id: UUID | None = None,
     ) -> SendResult:
-        """Store one message (in the next batch); raise its ChatError if refused."""
+        """Store one message (in the next batch); raise its ChatError if refused.
+
+        ``channel_id``: the channel's id when the socket is subscribed to it
+        (``SendRequest``), which spares the write a look-up by name.
+        """
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((SendRequest(user, channel_name, content, client_id, reply_to), future))
+        request = SendRequest(user, channel_name, content, client_id, reply_to, channel_id)
+        self._waiting.append((request, future))
         if not self._flushing:
             self._flushing = True
             asyncio.ensure_future(self._flush())

@@ -74,6 +74,18 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: publish(group, event))
 
 
+def broadcast_all_on_commit(envelopes: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish ``(group, envelope)`` pairs in order once the transaction commits: one callback
+    for a whole batch rather than one per envelope."""
+    if envelopes:
+        transaction.on_commit(lambda: _publish_all(envelopes))
+
+
+def _publish_all(envelopes: list[tuple[str, dict[str, Any]]]) -> None:
+    for group, event in envelopes:
+        publish(group, event)
+
+
 def close_group_on_commit(group: str, code: int) -> None:
     """Close every socket of ``group`` (a user's or a session's) once the transaction commits."""
     broadcast_on_commit(group, close_envelope(code))

@@ -123,7 +123,7 @@ def test_failed_store_leaves_no_gap(make_user):
     alice = make_user()
     services.message_send(user=alice, channel_name=None, content="a")
     with (
-        mock.patch.object(Message.objects, "create", side_effect=RuntimeError("disk full")),
+        mock.patch.object(services, "messages_insert", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
         services.message_send(user=alice, channel_name=None, content="b")

@@ -1,0 +1,117 @@
+"""The SQL of a group commit of new messages: one statement per table, whatever the batch's size.
+
+``message_send_batch`` (``messaging.services``) decides; these write and look
+up in raw SQL, because building ORM queries and model instances cost more
+than the database's own work for each message (``docs/performance.md``).
+Values are turned into what each database stores (a UUID is its hex on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import connection
+
+from messaging.models import Message
+
+# The columns ``messages_insert`` writes, in the order of ``NewMessage.values``.
+_INSERT_COLUMNS = (
+    "id",
+    "seq",
+    "rev",
+    "channel_id",
+    "user_id",
+    "content",
+    "created_at",
+    "client_id",
+    "reply_to_id",
+    "edited_at",
+    "deleted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One row for ``messages_insert``: a message as first stored (``rev`` is its ``seq``)."""
+
+    id: UUID
+    seq: int
+    channel_id: UUID | None
+    user_id: UUID
+    content: str
+    created_at: datetime
+    client_id: str | None
+    reply_to: UUID | None
+
+
+def _uuid_param() -> Any:
+    if connection.features.has_native_uuid_field:
+        return lambda value: value
+    return lambda value: None if value is None else value.hex
+
+
+def messages_insert(rows: list[NewMessage]) -> None:
+    """Store new messages with one multi-row INSERT (no model instances, no ORM compiler).
+
+    Precondition: each ``seq`` taken in this transaction (``positions_take_many``).
+    """
+    if not rows:
+        return
+    uuid = _uuid_param()
+    when = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for row in rows:
+        params += (
+            uuid(row.id),
+            row.seq,
+            row.seq,
+            uuid(row.channel_id),
+            uuid(row.user_id),
+            row.content,
+            when(row.created_at),
+            row.client_id,
+            uuid(row.reply_to),
+            None,
+            False,
+        )
+    placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Message._meta.db_table} ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608
+            f" VALUES {', '.join([placeholders] * len(rows))}",
+            params,
+        )
+
+
+def client_ids_first(keys: Iterable[tuple[UUID, str]], *, since: datetime) -> dict[tuple[UUID, str], UUID]:
+    """``{(user id, client_id): id}`` of the first message each user sent with that client_id
+    since ``since``, for those of ``keys`` that have one: one query for a whole batch.
+
+    Each key is looked up in the ``(user, client_id)`` index (SQLite is told
+    not to walk the user's messages by time instead).
+    """
+    keys = list(keys)
+    if not keys:
+        return {}
+    uuid = _uuid_param()
+    native = connection.features.has_native_uuid_field
+    created_at = "m.created_at" if native else "+m.created_at"  # "+": not an index term, on SQLite
+    params: list[Any] = [value for user_id, client_id in keys for value in (uuid(user_id), client_id)]
+    params.append(connection.ops.adapt_datetimefield_value(since))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.user_id, m.client_id, m.id FROM (VALUES {', '.join(['(%s, %s)'] * len(keys))}) AS v"  # noqa: S608
+            f" JOIN {Message._meta.db_table} m ON m.user_id = v.column1 AND m.client_id = v.column2"
+            f" WHERE m.client_id IS NOT NULL AND {created_at} >= %s ORDER BY {created_at}",
+            params,
+        )
+        rows = cursor.fetchall()
+    first: dict[tuple[UUID, str], UUID] = {}
+    for user_id, client_id, message_id in rows:
+        key = (user_id, client_id) if native else (UUID(user_id), client_id)
+        first.setdefault(key, message_id if native else UUID(message_id))
+    return first
