@@ -34,7 +34,7 @@ from messaging.positions import last_position
 from realtime import frames
 from realtime.envelopes import frame_envelope
 from realtime.groups import LOBBY_STREAM, channel_stream, user_group
-from realtime.publish import broadcast_on_commit
+from realtime.publish import broadcast_all_on_commit, broadcast_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -193,12 +193,17 @@ def _pointer_move(*, user_id: UUID, channel_id: UUID | None, seq: int) -> bool:
     return True
 
 
-def _announce_read_on_commit(*, user_id: UUID, channel: str | None, state: ReadState) -> None:
-    """Tell every connection of the user the new position and counts, once committed."""
+def _read_envelope(*, user_id: UUID, channel: str | None, state: ReadState) -> tuple[str, dict[str, Any]]:
+    """The ``read`` frame telling every connection of the user the new position and counts."""
     frame = frames.read_frame(
         channel=channel, last_read_seq=state.last_read_seq, unread=state.unread, mentions=state.mentions
     )
-    broadcast_on_commit(user_group(user_id), frame_envelope(frames.encode(frame)))
+    return user_group(user_id), frame_envelope(frames.encode(frame))
+
+
+def _announce_read_on_commit(*, user_id: UUID, channel: str | None, state: ReadState) -> None:
+    """Tell every connection of the user the new position and counts, once committed."""
+    broadcast_on_commit(*_read_envelope(user_id=user_id, channel=channel, state=state))
 
 
 def read_mark(*, user: User, channel_name: str | None, seq: Any) -> ReadResult:
@@ -325,6 +330,7 @@ def sender_reads_move(posted: list[Posted]) -> None:
     by_stream: dict[UUID | None, list[Posted]] = {}
     for item in posted:
         by_stream.setdefault(item.channel_id, []).append(item)
+    envelopes = []
     for (user_id, channel_id), own in last.items():
         if (user_id, channel_id) not in moved:
             continue
@@ -337,7 +343,8 @@ def sender_reads_move(posted: list[Posted]) -> None:
             len(above),
             sum(1 for item in above if user_id in item.mentioned),
         )
-        _announce_read_on_commit(user_id=user_id, channel=own.channel, state=state)
+        envelopes.append(_read_envelope(user_id=user_id, channel=own.channel, state=state))
+    broadcast_all_on_commit(envelopes)
 
 
 def _values_update(table: str, *, where: str, rows: list[tuple], returning: str) -> list[tuple]:

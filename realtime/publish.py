@@ -16,7 +16,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from core import metrics
+from realtime.eager import start_eagerly
 from realtime.envelopes import close_envelope
+from realtime.layers import LocalChannelLayer
 
 logger = logging.getLogger(__name__)
 
@@ -30,30 +32,60 @@ def set_server_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
-    """Send an envelope now; call from sync code, outside any open transaction.
+    """Send an envelope now; call from sync code, outside any open transaction (``publish_all``)."""
+    publish_all([(group, event)])
 
-    From a worker thread of the server, the send is handed to the event loop
-    without waiting for it: the thread (the one that serializes database work)
-    is free at once, and envelopes still leave in the order they were handed
-    over. Elsewhere (management commands, sync tests) it waits as usual.
+
+def publish_all(envelopes: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send ``(group, envelope)`` pairs now, in order; call from sync code, outside any open
+    transaction.
+
+    From a worker thread of the server, the sends are handed to the event loop
+    in one call without waiting for them: the thread (the one that serializes
+    database work) is free at once, and envelopes still leave in the order
+    they were handed over. On the loop each send starts at once and becomes a
+    task only if it has to wait (the in-process layer never does). Elsewhere
+    (management commands, sync tests) each send waits as usual.
     """
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not envelopes:
         return
-    message = {**event, "group": group}
     loop = _server_loop
     if loop is not None and loop.is_running() and not _on_loop(loop):
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
-        future.add_done_callback(_log_failure)
+        loop.call_soon_threadsafe(_start_all, layer, envelopes)
         return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:
-        # Delivery is best effort by design: the database is the source of
-        # truth and connections fill gaps from it, so a lost envelope must
-        # never fail the write that produced it.
-        metrics.LAYER_ERRORS.inc()
-        logger.exception("publishing to %s failed", group)
+    for group, event in envelopes:
+        try:
+            async_to_sync(layer.group_send)(group, {**event, "group": group})
+        except Exception:
+            # Delivery is best effort by design: the database is the source of
+            # truth and connections fill gaps from it, so a lost envelope must
+            # never fail the write that produced it.
+            metrics.LAYER_ERRORS.inc()
+            logger.exception("publishing to %s failed", group)
+
+
+def _start_all(layer: Any, envelopes: list[tuple[str, dict[str, Any]]]) -> None:
+    """On the loop: start each send in order.
+
+    The in-process layer's sends never wait, so they run here and need no
+    task; any other layer's (Redis) each get a task, as their clients expect
+    to run inside one (their timeouts do).
+    """
+    eager = isinstance(layer, LocalChannelLayer)
+    for group, event in envelopes:
+        sending = layer.group_send(group, {**event, "group": group})
+        if not eager:
+            asyncio.ensure_future(sending).add_done_callback(_log_failure)
+            continue
+        try:
+            waiting = start_eagerly(sending)
+        except Exception:
+            metrics.LAYER_ERRORS.inc()
+            logger.exception("publishing to %s failed", group)
+            continue
+        if waiting is not None:
+            waiting.add_done_callback(_log_failure)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -76,14 +108,9 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
 
 def broadcast_all_on_commit(envelopes: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish ``(group, envelope)`` pairs in order once the transaction commits: one callback
-    for a whole batch rather than one per envelope."""
+    and one hand-over to the event loop for a whole batch, rather than one per envelope."""
     if envelopes:
-        transaction.on_commit(lambda: _publish_all(envelopes))
-
-
-def _publish_all(envelopes: list[tuple[str, dict[str, Any]]]) -> None:
-    for group, event in envelopes:
-        publish(group, event)
+        transaction.on_commit(lambda: publish_all(envelopes))
 
 
 def close_group_on_commit(group: str, code: int) -> None:

@@ -134,9 +134,7 @@ def published(monkeypatch, django_capture_on_commit_callbacks):
 
     recorder = Published()
     recorder.calls = []
-    monkeypatch.setattr(
-        "realtime.publish.publish", lambda group, event: recorder.calls.append((group, event))
-    )
+    monkeypatch.setattr("realtime.publish.publish_all", recorder.calls.extend)
     return recorder
 
 

@@ -135,7 +135,7 @@ async def test_a_lost_envelope_moves_gap_fills(make_user, ws_connect, monkeypatc
     listener = await ws_connect(await database_sync_to_async(make_user)())
     fills, delivered = sample("chat_gap_fills_total"), sample("chat_deliveries_total")
     with monkeypatch.context() as lost:
-        lost.setattr("realtime.publish.publish", lambda group, event: None)
+        lost.setattr("realtime.publish.publish_all", lambda envelopes: None)
         await database_sync_to_async(message_send)(user=sender, channel_name=None, content="lost")
     await database_sync_to_async(message_send)(user=sender, channel_name=None, content="next")
     assert [(await listener.recv_type("message"))["message"]["content"] for _ in range(2)] == ["lost", "next"]

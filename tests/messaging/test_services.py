@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def published(monkeypatch, django_capture_on_commit_callbacks):
     calls: list[tuple[str, dict]] = []
-    monkeypatch.setattr("realtime.publish.publish", lambda group, event: calls.append((group, event)))
+    monkeypatch.setattr("realtime.publish.publish_all", calls.extend)
     return calls
 
 
