@@ -158,30 +158,55 @@ def memberships_by_user(*, user_ids: list[UUID]) -> dict[UUID, dict[UUID, str]]:
     return memberships
 
 
-def member_channel_names(pairs: list[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], str]:
-    """``{(user id, channel id): channel name}`` for those of ``pairs`` that are memberships now.
+def member_channels(
+    *, by_id: set[tuple[UUID, UUID]], by_name: set[tuple[UUID, str]]
+) -> dict[tuple[UUID, UUID | str], tuple[UUID, str]]:
+    """The channels of a batch of messages that their senders are members of, now.
 
-    One query for a whole group commit of messages whose sockets believe
-    their users members: a pair missing from the answer is no membership (any
-    more), and its refusal is then worked out by ``access_channel``.
+    ``by_id`` holds ``(user id, channel id)`` (the sender's socket is
+    subscribed), ``by_name`` ``(user id, name)`` (as the client wrote it, found
+    ignoring case as ``access_channel`` finds it): one query for each kind
+    present, however many pairs. Answers ``{(user id, channel id or name as
+    given): (channel id, name as stored)}`` for the memberships there are; a
+    missing pair is no membership (any more), and ``access_channel`` then
+    words its refusal.
     """
-    if not pairs:
-        return {}
-    membership, channel = Membership._meta.db_table, Channel._meta.db_table
+    found: dict[tuple[UUID, UUID | str], tuple[UUID, str]] = {}
     native = connection.features.has_native_uuid_field
-    params = [value if native else value.hex for pair in pairs for value in pair]
-    values = ", ".join(["(%s, %s)"] * len(pairs))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT m.user_id, m.channel_id, c.name FROM (VALUES {values}) AS v"  # noqa: S608
+    membership, channel = Membership._meta.db_table, Channel._meta.db_table
+    if by_id:
+        rows = _fetch(
+            f"SELECT m.user_id, c.id, c.name FROM (VALUES {', '.join(['(%s, %s)'] * len(by_id))}) AS v"  # noqa: S608
             f" JOIN {membership} m ON m.user_id = v.column1 AND m.channel_id = v.column2"
             f" JOIN {channel} c ON c.id = m.channel_id",
-            params,
+            [value if native else value.hex for pair in by_id for value in pair],
         )
-        rows = cursor.fetchall()
-    if native:
-        return {(user_id, channel_id): name for user_id, channel_id, name in rows}
-    return {(UUID(user_id), UUID(channel_id)): name for user_id, channel_id, name in rows}
+        for user_id, channel_id, name in rows:
+            channel_id = channel_id if native else UUID(channel_id)
+            found[(user_id if native else UUID(user_id), channel_id)] = (channel_id, name)
+    keys = [(user_id, name, key) for user_id, name in by_name if (key := _lookup_key(name)) is not None]
+    if keys:
+        rows = _fetch(
+            f"SELECT m.user_id, v.column2, c.id, c.name"  # noqa: S608
+            f" FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(keys))}) AS v"
+            f" JOIN {channel} c ON LOWER(c.name) = v.column3"
+            f" JOIN {membership} m ON m.channel_id = c.id AND m.user_id = v.column1",
+            [
+                value
+                for user_id, name, key in keys
+                for value in (user_id if native else user_id.hex, name, key)
+            ],
+        )
+        for user_id, given, channel_id, name in rows:
+            user_id, channel_id = (user_id, channel_id) if native else (UUID(user_id), UUID(channel_id))
+            found[(user_id, given)] = (channel_id, name)
+    return found
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def membership_channel_name(*, user: User, channel_id: UUID) -> str | None:

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from chatrooms.selectors import access_channel, member_channel_names
+from chatrooms.selectors import access_channel, member_channels
 from core import metrics
 from core.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
 from messaging.mentions import mentions_find, mentions_insert
@@ -232,25 +232,31 @@ def _live(sends: list[_Send]) -> list[_Send]:
 
 
 def _channels_find(sends: list[_Send]) -> None:
-    """Each message's channel: by id for those whose socket is subscribed (one query for the
-    batch: still members?), else by name through ``access_channel``, which also words every
-    refusal (``channel_not_found`` for a missing or hidden channel, ``not_a_member``)."""
-    by_id = {(send.user.id, send.request.channel_id) for send in sends if send.request.channel_id is not None}
-    names = member_channel_names(list(by_id))
+    """Each message's channel, among those its sender is a member of (one query for the batch):
+    by id when the sender's socket is subscribed to it, else by name. Any other is refused by
+    ``access_channel``, which words every refusal (``channel_not_found`` for a missing or
+    hidden channel, ``not_a_member``) as everywhere else."""
+    wanted: list[tuple[_Send, UUID | str | None]] = []
     for send in sends:
         request = send.request
-        if request.channel_name is None and request.channel_id is None:
-            continue  # the lobby: every user may write there
-        name = names.get((send.user.id, request.channel_id)) if request.channel_id is not None else None
-        if name is not None:
-            send.channel_id, send.channel = request.channel_id, name
-            continue
-        try:
-            channel = access_channel(user=send.user, name=request.channel_name)
-        except ChatError as error:
-            send.error = error
-        else:
-            send.channel_id, send.channel = channel.id, channel.name
+        if request.channel_id is not None:
+            wanted.append((send, request.channel_id))
+        elif request.channel_name is not None:
+            wanted.append((send, request.channel_name if isinstance(request.channel_name, str) else None))
+    found = member_channels(
+        by_id={(send.user.id, key) for send, key in wanted if isinstance(key, UUID)},
+        by_name={(send.user.id, key) for send, key in wanted if isinstance(key, str)},
+    )
+    for send, key in wanted:
+        channel = found.get((send.user.id, key))
+        if channel is None:
+            try:
+                channel = access_channel(user=send.user, name=send.request.channel_name)
+            except ChatError as error:
+                send.error = error
+                continue
+            channel = (channel.id, channel.name)
+        send.channel_id, send.channel = channel
 
 
 _NO_MESSAGE = object()
