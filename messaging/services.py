@@ -25,7 +25,7 @@ from core import metrics
 from core.errors import ChatError, ContentEmpty, ContentTooLong, InvalidInput, RateLimited
 from messaging.mentions import mentions_find, mentions_insert
 from messaging.models import CLIENT_ID_MAX_LENGTH, CONTENT_MAX_CODE_POINTS, Message
-from messaging.payloads import message_payload, message_row_payload
+from messaging.payloads import message_payload, message_row_payload, model_payloads
 from messaging.positions import positions_give_back, positions_take_many
 from messaging.ratelimit import MessageRateLimiter, get_message_rate_limiter
 from messaging.reads import Posted, sender_reads_move
@@ -155,7 +155,6 @@ class _Send:
         "reply_to",
         "error",
         "spent",
-        "retry_after",
         "first",
         "result",
         "row",
@@ -171,8 +170,7 @@ class _Send:
         self.channel: str | None = None  # the channel's name as stored (None: the lobby)
         self.reply_to: UUID | None = None
         self.error: ChatError | None = None
-        self.spent = False  # took a token from the rate limiter
-        self.retry_after: float | None = None  # past the rate limit (unless a resend)
+        self.spent = False  # took a token from the rate limiter (given back if the batch fails)
         # A resend: the first message with its client_id, stored before or earlier in this batch.
         self.first: SendResult | _Send | None = None
         self.result: SendResult | None = None  # a new message's, once made
@@ -212,9 +210,6 @@ def message_send_batch(*, requests: list[SendRequest]) -> list[SendResult | Chat
         with transaction.atomic():
             _channels_find(_live(sends))
             _replies_find(_live(sends))
-            for send in _live(sends):
-                send.retry_after = limiter.consume(send.user.id)
-                send.spent = send.retry_after is None
             stored = _store(_live(sends), limiter)
             if stored:
                 sender_reads_move([_posted(send) for send in stored])
@@ -283,17 +278,17 @@ def _store(sends: list[_Send], limiter: MessageRateLimiter) -> list[_Send]:
 
     Every stream's positions are taken first (their locks serialize the
     stream's writers until commit), then the ``client_id``s are looked up under
-    those locks, so two concurrent resends store one message; positions taken
-    for messages that turn out to be resends are given back at once, leaving
-    no gap.
+    those locks, so two concurrent resends store one message. Then each
+    message in order is a resend (of a message stored before or earlier in the
+    batch: answered even past the rate limit, and spending no token), refused
+    by the rate limit, or new. Positions taken for messages that turned out not
+    to be new are given back at once, leaving no gap.
     """
-    counts = Counter(send.stream for send in sends if send.retry_after is None)
-    last = positions_take_many(counts)
+    taken = Counter(send.stream for send in sends)
+    last = positions_take_many(taken)
     keys = {send.key for send in sends if send.key is not None}
     earlier = client_ids_first(keys, since=timezone.now() - IDEMPOTENCY_WINDOW) if keys else {}
-    stored_before = (
-        Message.objects.select_related("user", "channel").in_bulk(set(earlier.values())) if earlier else {}
-    )
+    stored_before = _stored_before(set(earlier.values()))
     claimed: dict[tuple[UUID, str], SendResult | _Send] = {}
     announced: list[tuple[str, dict[str, Any]] | _Send] = []  # in the order of the requests
     new: list[_Send] = []
@@ -301,27 +296,26 @@ def _store(sends: list[_Send], limiter: MessageRateLimiter) -> list[_Send]:
         key = send.key
         if key is not None and (key in claimed or key in earlier):
             if key not in claimed:
-                first = stored_before[earlier[key]]
-                claimed[key] = _resent(first)
-                announced.append(_announcement(claimed[key], change=_change_of(first)))
+                claimed[key] = stored_before[earlier[key]]
+                announced.append(_announcement(claimed[key], change=_change_of(claimed[key].message)))
             send.first = claimed[key]
-            if send.spent:
-                send.spent = False
-                limiter.refund(send.user.id)
-        elif send.retry_after is not None:
+            continue
+        retry_after = limiter.consume(send.user.id)
+        if retry_after is not None:
             send.error = RateLimited(
-                "Too many messages; slow down.", retry_after=round(send.retry_after, 3), kind="message"
+                "Too many messages; slow down.", retry_after=round(retry_after, 3), kind="message"
             )
-        else:
-            new.append(send)
-            announced.append(send)
-            if key is not None:
-                claimed[key] = send
+            continue
+        send.spent = True
+        new.append(send)
+        announced.append(send)
+        if key is not None:
+            claimed[key] = send
     used = Counter(send.stream for send in new)
     positions_give_back(
-        {stream: count - used[stream] for stream, count in counts.items() if count > used[stream]}
+        {stream: count - used[stream] for stream, count in taken.items() if count > used[stream]}
     )
-    _number(new, last, counts)
+    _number(new, last, taken)
     messages_insert([send.row for send in new])
     found = mentions_find([(send.text, send.channel_id) for send in new])
     mentions_insert(
@@ -456,23 +450,31 @@ def announce_on_commit(
     )
 
 
-def _resent(message: Message) -> SendResult:
-    """Answer a resend with the first message (as it is now); ``_store`` announces it again.
+def _stored_before(ids: set[UUID]) -> dict[UUID, SendResult]:
+    """The answers to resends of messages stored before the batch: each first message as it is
+    now (edited, reacted to or deleted since), in three queries however many.
 
-    A process that stored a message may have died before announcing it; its
-    client resends through another process. Sockets that already delivered
-    this seq drop the copy, so announcing again is never a second delivery.
+    ``_store`` announces each again: a process that stored a message may have
+    died before announcing it, and its client resends through another process.
+    Sockets that already delivered this position drop the copy, so announcing
+    again is never a second delivery.
     """
-    return SendResult(
-        message_id=message.id,
-        seq=message.seq,
-        rev=message.rev,
-        client_id=message.client_id,
-        created=False,
-        payload=message_payload(message),
-        channel_id=message.channel_id,
-        _message=message,
-    )
+    if not ids:
+        return {}
+    messages = list(Message.objects.select_related("user", "channel").filter(id__in=ids))
+    return {
+        message.id: SendResult(
+            message_id=message.id,
+            seq=message.seq,
+            rev=message.rev,
+            client_id=message.client_id,
+            created=False,
+            payload=payload,
+            channel_id=message.channel_id,
+            _message=message,
+        )
+        for message, payload in zip(messages, model_payloads(messages), strict=True)
+    }
 
 
 def _change_of(message: Message) -> str | None:
