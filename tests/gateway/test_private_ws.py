@@ -11,6 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from chatrooms import bans, direct
 from chatrooms import services as channel_services
+from chatrooms.models import Membership
+from messaging.models import Message, StreamSequence
 from messaging.services import message_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,3 +209,30 @@ async def test_staff_delete_tells_subscribers(make_user, ws_connect, auth_client
     client = await run(auth_client)(mod)
     assert (await run(client.delete)("/api/channels/doomed")).status_code == 204
     assert await socket.recv_type("channel_deleted") == {"type": "channel_deleted", "channel": "doomed"}
+
+
+@pytest.mark.parametrize(("private", "code"), [(False, "not_a_member"), (True, "channel_not_found")])
+async def test_a_member_removed_before_the_socket_heard_of_it_is_refused(
+    make_user, ws_connect, private, code
+):
+    """The socket sends to the channels it is subscribed to by id, and the write checks the
+    membership again: a member removed a moment ago (the socket not yet unsubscribed) stores
+    nothing and gets the refusal a non-member gets."""
+    alice, bob = await users(make_user, "alice", "bob")
+    channel = await run(channel_services.channel_create)(user=alice, name="room", private=private)
+    if private:
+        await run(channel_services.member_add)(actor=alice, name="room", username="bob")
+    else:
+        await run(channel_services.channel_join)(user=bob, name="room")
+    socket = await ws_connect(bob)
+    assert "room" in socket.ready["channels"]
+    # Removed behind the socket's back: no unsubscribe envelope reaches it.
+    await run(lambda: Membership.objects.filter(channel=channel, user=bob).delete())()
+    await socket.send({"type": "message", "channel": "room", "content": "still here?", "client_id": "c1"})
+    error = await socket.recv_type("error")
+    assert (error["code"], error["client_id"]) == (code, "c1")
+    assert await run(lambda: Message.objects.filter(channel=channel).count())() == 0
+    assert await run(lambda: StreamSequence.objects.get(stream=channel.id.hex).last_seq)() == 0
+    # Still a member elsewhere: the lobby takes the next message as usual.
+    await socket.send({"type": "message", "channel": None, "content": "lobby", "client_id": "c2"})
+    assert (await socket.collect("ack", "message"))["ack"]["client_id"] == "c2"
