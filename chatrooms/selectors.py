@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from accounts.models import User
 from chatrooms.models import CHANNEL_NAME_PATTERN, DIRECT_NAME_PATTERN, Ban, Channel, Membership
 from core.errors import ChannelNotFound, NotAMember
+from core.sql import uuid_param, values_list
 
 CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
 DIRECT_NAME_RE = re.compile(DIRECT_NAME_PATTERN)
@@ -172,34 +173,33 @@ def member_channels(
     words its refusal.
     """
     found: dict[tuple[UUID, UUID | str], tuple[UUID, str]] = {}
-    native = connection.features.has_native_uuid_field
+    as_db = uuid_param()
     membership, channel = Membership._meta.db_table, Channel._meta.db_table
     if by_id:
+        asked = {(as_db(user_id), as_db(channel_id)): (user_id, channel_id) for user_id, channel_id in by_id}
         rows = _fetch(
-            f"SELECT m.user_id, c.id, c.name FROM (VALUES {', '.join(['(%s, %s)'] * len(by_id))}) AS v"  # noqa: S608
+            f"SELECT m.user_id, c.id, c.name FROM (VALUES {values_list(len(asked), 2)}) AS v"  # noqa: S608
             f" JOIN {membership} m ON m.user_id = v.column1 AND m.channel_id = v.column2"
             f" JOIN {channel} c ON c.id = m.channel_id",
-            [value if native else value.hex for pair in by_id for value in pair],
+            [value for pair in asked for value in pair],
         )
         for user_id, channel_id, name in rows:
-            channel_id = channel_id if native else UUID(channel_id)
-            found[(user_id if native else UUID(user_id), channel_id)] = (channel_id, name)
+            pair = asked[(user_id, channel_id)]
+            found[pair] = (pair[1], name)
     keys = [(user_id, name, key) for user_id, name in by_name if (key := _lookup_key(name)) is not None]
     if keys:
+        users = {as_db(user_id): user_id for user_id, _, _ in keys}
         rows = _fetch(
-            f"SELECT m.user_id, v.column2, c.id, c.name"  # noqa: S608
-            f" FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(keys))}) AS v"
+            f"SELECT m.user_id, v.column2, c.id, c.name FROM (VALUES {values_list(len(keys), 3)}) AS v"  # noqa: S608
             f" JOIN {channel} c ON LOWER(c.name) = v.column3"
             f" JOIN {membership} m ON m.channel_id = c.id AND m.user_id = v.column1",
-            [
-                value
-                for user_id, name, key in keys
-                for value in (user_id if native else user_id.hex, name, key)
-            ],
+            [value for user_id, name, key in keys for value in (as_db(user_id), name, key)],
         )
         for user_id, given, channel_id, name in rows:
-            user_id, channel_id = (user_id, channel_id) if native else (UUID(user_id), UUID(channel_id))
-            found[(user_id, given)] = (channel_id, name)
+            found[(users[user_id], given)] = (
+                channel_id if isinstance(channel_id, UUID) else UUID(channel_id),
+                name,
+            )
     return found
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from core.sql import values_list
 from messaging.models import Message, StreamSequence
 from realtime.groups import LOBBY_STREAM
 
@@ -77,7 +78,7 @@ def _shift(deltas: dict[str, int]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS s SET last_seq = s.last_seq + v.column2"  # noqa: S608
-            f" FROM (VALUES {', '.join(['(%s, %s)'] * len(deltas))}) AS v"
+            f" FROM (VALUES {values_list(len(deltas), 2)}) AS v"
             " WHERE s.stream = v.column1 RETURNING stream, last_seq",
             [value for item in deltas.items() for value in item],
         )

@@ -28,6 +28,7 @@ from accounts.models import User
 from chatrooms.models import Membership
 from chatrooms.selectors import access_channel
 from core.errors import InvalidInput
+from core.sql import uuid_param, values_list
 from core.userlimits import user_rate_allows
 from messaging.models import LobbyRead, Mention, Message, StreamSequence
 from messaging.positions import last_position
@@ -354,43 +355,41 @@ def _values_update(table: str, *, where: str, rows: list[tuple], returning: str)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS r SET last_read_seq = v.column{width}"  # noqa: S608
-            f" FROM (VALUES {', '.join(['(' + ', '.join(['%s'] * width) + ')'] * len(rows))}) AS v"
+            f" FROM (VALUES {values_list(len(rows), width)}) AS v"
             f" WHERE {where} AND r.last_read_seq < v.column{width} RETURNING {returning}",
             [value for row in rows for value in row],
         )
         return cursor.fetchall()
 
 
-def _uuid_of(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
-
-
 def _channel_reads_move(own: list[Posted]) -> set[tuple[UUID, UUID | None]]:
     """Move the members' positions up to their own last messages; the (user, channel) pairs moved."""
     if not own:
         return set()
-    rows = [
-        (_db_id(Membership, "user", item.user_id), _db_id(Membership, "channel", item.channel_id), item.seq)
-        for item in own
-    ]
+    as_db = uuid_param()
+    asked = {(as_db(item.user_id), as_db(item.channel_id)): item for item in own}
     found = _values_update(
         Membership._meta.db_table,
         where="r.user_id = v.column1 AND r.channel_id = v.column2",
-        rows=rows,
+        rows=[(*key, item.seq) for key, item in asked.items()],
         returning="user_id, channel_id",
     )
-    return {(_uuid_of(user_id), _uuid_of(channel_id)) for user_id, channel_id in found}
+    return {(asked[row].user_id, asked[row].channel_id) for row in found}
 
 
 def _lobby_reads_move(own: list[Posted]) -> set[tuple[UUID, UUID | None]]:
     """As ``_channel_reads_move`` for the lobby; a user without a lobby row gets one (rare)."""
     if not own:
         return set()
-    rows = [(_db_id(LobbyRead, "user", item.user_id), item.seq) for item in own]
+    as_db = uuid_param()
+    asked = {as_db(item.user_id): item for item in own}
     found = _values_update(
-        LobbyRead._meta.db_table, where="r.user_id = v.column1", rows=rows, returning="user_id"
+        LobbyRead._meta.db_table,
+        where="r.user_id = v.column1",
+        rows=[(key, item.seq) for key, item in asked.items()],
+        returning="user_id",
     )
-    moved = {(_uuid_of(user_id), None) for (user_id,) in found}
+    moved = {(asked[user_id].user_id, None) for (user_id,) in found}
     for item in own:
         if (item.user_id, None) not in moved and _pointer_move(
             user_id=item.user_id, channel_id=None, seq=item.seq

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from django.db import connection
 
+from core.sql import uuid_param, values_list
 from messaging.models import Message
 
 # The columns ``messages_insert`` writes, in the order of ``NewMessage.values``.
@@ -48,12 +49,6 @@ class NewMessage:
     reply_to: UUID | None
 
 
-def _uuid_param() -> Any:
-    if connection.features.has_native_uuid_field:
-        return lambda value: value
-    return lambda value: None if value is None else value.hex
-
-
 def messages_insert(rows: list[NewMessage]) -> None:
     """Store new messages with one multi-row INSERT (no model instances, no ORM compiler).
 
@@ -61,7 +56,7 @@ def messages_insert(rows: list[NewMessage]) -> None:
     """
     if not rows:
         return
-    uuid = _uuid_param()
+    uuid = uuid_param()
     when = connection.ops.adapt_datetimefield_value
     params: list[Any] = []
     for row in rows:
@@ -78,11 +73,10 @@ def messages_insert(rows: list[NewMessage]) -> None:
             None,
             False,
         )
-    placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Message._meta.db_table} ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608
-            f" VALUES {', '.join([placeholders] * len(rows))}",
+            f" VALUES {values_list(len(rows), len(_INSERT_COLUMNS))}",
             params,
         )
 
@@ -94,17 +88,17 @@ def client_ids_first(keys: Iterable[tuple[UUID, str]], *, since: datetime) -> di
     Each key is looked up in the ``(user, client_id)`` index (SQLite is told
     not to walk the user's messages by time instead).
     """
-    keys = list(keys)
-    if not keys:
+    as_db = uuid_param()
+    asked = {(as_db(user_id), client_id): (user_id, client_id) for user_id, client_id in keys}
+    if not asked:
         return {}
-    uuid = _uuid_param()
     native = connection.features.has_native_uuid_field
     created_at = "m.created_at" if native else "+m.created_at"  # "+": not an index term, on SQLite
-    params: list[Any] = [value for user_id, client_id in keys for value in (uuid(user_id), client_id)]
+    params: list[Any] = [value for key in asked for value in key]
     params.append(connection.ops.adapt_datetimefield_value(since))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT m.user_id, m.client_id, m.id FROM (VALUES {', '.join(['(%s, %s)'] * len(keys))}) AS v"  # noqa: S608
+            f"SELECT m.user_id, m.client_id, m.id FROM (VALUES {values_list(len(asked), 2)}) AS v"  # noqa: S608
             f" JOIN {Message._meta.db_table} m ON m.user_id = v.column1 AND m.client_id = v.column2"
             f" WHERE m.client_id IS NOT NULL AND {created_at} >= %s ORDER BY {created_at}",
             params,
@@ -112,6 +106,5 @@ def client_ids_first(keys: Iterable[tuple[UUID, str]], *, since: datetime) -> di
         rows = cursor.fetchall()
     first: dict[tuple[UUID, str], UUID] = {}
     for user_id, client_id, message_id in rows:
-        key = (user_id, client_id) if native else (UUID(user_id), client_id)
-        first.setdefault(key, message_id if native else UUID(message_id))
+        first.setdefault(asked[(user_id, client_id)], message_id if native else UUID(message_id))
     return first

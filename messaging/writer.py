@@ -71,12 +71,17 @@ class MessageWriter:
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter] = weakref.WeakKeyDictionary()
+_last: tuple[asyncio.AbstractEventLoop | None, MessageWriter | None] = (None, None)
 
 
 def get_writer() -> MessageWriter:
-    """The writer of the running event loop (one per server process)."""
+    """The writer of the running event loop (one per server process; tests run several loops)."""
+    global _last
     loop = asyncio.get_running_loop()
+    if _last[0] is loop:
+        return _last[1]
     writer = _writers.get(loop)
     if writer is None:
         writer = _writers[loop] = MessageWriter()
+    _last = (loop, writer)
     return writer
