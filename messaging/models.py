@@ -41,7 +41,12 @@ class Message(models.Model):
         related_name="messages",
         db_index=False,  # messaging_by_stream_seq below starts with channel
     )
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_index=False,  # messaging_by_user_time_id below starts with user
+    )
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     client_id = models.CharField(max_length=CLIENT_ID_MAX_LENGTH, null=True, blank=True)
