@@ -231,7 +231,7 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         )
         await self.send_frame(
             frames.ack_frame(
-                client_id=result.client_id, message_id=str(result.message_id), seq=result.seq, rev=result.rev
+                client_id=result.client_id, message_id=result.payload["id"], seq=result.seq, rev=result.rev
             )
         )
         metrics.ACK_SECONDS.observe(time.perf_counter() - self.frame_arrived)

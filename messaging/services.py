@@ -37,15 +37,17 @@ from realtime.groups import channel_group, channel_stream, stream_group
 from realtime.publish import broadcast_all_on_commit, broadcast_on_commit
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_NOBODY: frozenset[UUID] = frozenset()
 
 
 @dataclass(eq=False)
 class SendResult:
     """A send's answer: the message (new, or the first one with this ``client_id``) and its payload.
 
-    ``message`` is the row as a model, made on first use (REST's admin and
-    tests); the socket's ``ack`` and the broadcast need only the fields, so a
-    batch makes no model instances.
+    ``message`` is the row as a model, made on first use (for callers that
+    want one, such as tests); REST answers with ``payload``, and the socket's
+    ``ack`` and the broadcast need only the fields, so a batch makes no model
+    instances.
     """
 
     message_id: UUID
@@ -355,7 +357,8 @@ def _result(send: _Send) -> SendResult:
     if send.result is not None:
         return send.result
     row = send.row
-    names = sorted((username for _, username in send.mentions), key=str.lower)
+    mentions = send.mentions
+    names = sorted((username for _, username in mentions), key=str.lower) if mentions else []
     payload = message_row_payload(
         (
             row.id,
@@ -381,7 +384,7 @@ def _result(send: _Send) -> SendResult:
         created=True,
         payload=payload,
         channel_id=row.channel_id,
-        mentioned=frozenset(user_id for user_id, _ in send.mentions),
+        mentioned=frozenset(user_id for user_id, _ in mentions) if mentions else _NOBODY,
         _row=row,
         _user=send.user,
     )
@@ -419,7 +422,7 @@ def _posted(send: _Send) -> Posted:
         channel_id=send.channel_id,
         channel=send.channel,
         seq=send.row.seq,
-        mentioned=frozenset(user_id for user_id, _ in send.mentions),
+        mentioned=_result(send).mentioned,
     )
 
 
