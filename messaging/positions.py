@@ -35,25 +35,33 @@ def positions_take(stream: str, count: int = 1) -> int:
     return row[0]
 
 
+# The first key of the advisory locks that order a batch's streams (the second: the stream's hash).
+_ADVISORY_CLASS = 0x5E0
+
+
 def positions_take_many(counts: dict[str, int]) -> dict[str, int]:
     """Take ``counts[stream]`` positions in each stream at once; return each stream's last one.
 
     One ``UPDATE … RETURNING`` for every stream of a group commit. On
-    PostgreSQL the rows are first locked in the order of their names, so two
-    processes' batches over the same streams queue instead of deadlocking
-    (SQLite's IMMEDIATE transaction holds the whole database already).
-    Precondition: an open transaction; the locks are held until it ends.
+    PostgreSQL a batch first takes a transaction-level advisory lock per
+    stream, in the order of their names, so two processes' batches over the
+    same streams queue instead of deadlocking: the UPDATE's own row locks come
+    in whatever order its plan meets the rows (and ``SELECT … ORDER BY …
+    FOR UPDATE`` first was seen to deadlock all the same, the rows being
+    re-found in another version). SQLite's IMMEDIATE transaction holds the
+    whole database already. Precondition: an open transaction; the locks are
+    held until it ends.
     """
     if not counts:
         return {}
     streams = sorted(counts)
     if connection.vendor == "postgresql" and len(streams) > 1:
-        table = StreamSequence._meta.db_table
+        names = values_list(len(streams), 1)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT 1 FROM {table} WHERE stream IN ({', '.join(['%s'] * len(streams))})"  # noqa: S608
-                " ORDER BY stream FOR UPDATE",
-                streams,
+                f"SELECT pg_advisory_xact_lock(%s, hashtext(stream)) FROM (VALUES {names})"  # noqa: S608
+                " AS v (stream) ORDER BY stream",
+                [_ADVISORY_CLASS, *streams],
             )
     last = _shift({stream: counts[stream] for stream in streams})
     for stream in streams:

@@ -237,21 +237,22 @@ def test_concurrent_batches_store_each_client_id_once_without_gaps_or_deadlocks(
     alice, bob = make_user("alice"), make_user("bob")
     ops = channel_services.channel_create(user=alice, name="ops")
     channel_services.channel_join(user=bob, name="ops")
-    writers = 8
+    writers, rounds = 8, 5
     barrier = threading.Barrier(writers)
     outcomes: list[list] = []
     errors: list[BaseException] = []
 
     def write(index: int) -> None:
-        requests = [
-            SendRequest(alice, "ops", "same", "same-ops", channel_id=ops.id),
-            SendRequest(alice, None, "same", "same-lobby"),
-            SendRequest(bob, "ops", f"own {index}", f"own-{index}", channel_id=ops.id),
-            SendRequest(bob, None, f"own {index}", f"lobby-{index}"),
-        ]
         try:
             barrier.wait(timeout=10)
-            outcomes.append(message_send_batch(requests=requests if index % 2 else requests[::-1]))
+            for round_ in range(rounds):
+                requests = [
+                    SendRequest(alice, "ops", "same", "same-ops", channel_id=ops.id),
+                    SendRequest(alice, None, "same", "same-lobby"),
+                    SendRequest(bob, "ops", "own", f"own-{index}-{round_}", channel_id=ops.id),
+                    SendRequest(bob, None, "own", f"lobby-{index}-{round_}"),
+                ]
+                outcomes.append(message_send_batch(requests=requests if index % 2 else requests[::-1]))
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -271,6 +272,6 @@ def test_concurrent_batches_store_each_client_id_once_without_gaps_or_deadlocks(
         assert sum(result.created for result in answers) == 1
     for channel in (ops, None):
         seqs = sorted(Message.objects.filter(channel=channel).values_list("seq", flat=True))
-        assert seqs == list(range(1, writers + 2))
+        assert seqs == list(range(1, writers * rounds + 2))
     counters = dict(StreamSequence.objects.values_list("stream", "last_seq"))
-    assert counters[""] == counters[ops.id.hex] == writers + 1
+    assert counters[""] == counters[ops.id.hex] == writers * rounds + 1
