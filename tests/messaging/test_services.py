@@ -16,7 +16,7 @@ from core.errors import (
     NotAMember,
     RateLimited,
 )
-from messaging import changes, services
+from messaging import batch, changes, services
 from messaging.models import Message, StreamSequence
 from messaging.payloads import message_payload
 from messaging.ratelimit import reset_message_rate_limiter
@@ -123,7 +123,7 @@ def test_failed_store_leaves_no_gap(make_user):
     alice = make_user()
     services.message_send(user=alice, channel_name=None, content="a")
     with (
-        mock.patch.object(services, "messages_insert", side_effect=RuntimeError("disk full")),
+        mock.patch.object(batch, "messages_insert", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
         services.message_send(user=alice, channel_name=None, content="b")
