@@ -211,6 +211,7 @@ def store(sends: list[Send], limiter: MessageRateLimiter) -> list[Send]:
     claimed: dict[tuple[UUID, str], SendResult | Send] = {}
     announced: list[tuple[str, dict[str, Any]] | Send] = []  # in the order of the requests
     new: list[Send] = []
+    waits = _tokens_taken(sends, earlier, limiter)
     for send in sends:
         key = send.key
         if key is not None and (key in claimed or key in earlier):
@@ -219,7 +220,7 @@ def store(sends: list[Send], limiter: MessageRateLimiter) -> list[Send]:
                 announced.append(_announcement(claimed[key], change=_change_of(claimed[key].message)))
             send.first = claimed[key]
             continue
-        retry_after = limiter.consume(send.user.id)
+        retry_after = waits.pop(id(send)) if id(send) in waits else limiter.consume(send.user.id)
         if retry_after is not None:
             send.error = RateLimited(
                 "Too many messages; slow down.", retry_after=round(retry_after, 3), kind="message"
@@ -246,6 +247,29 @@ def store(sends: list[Send], limiter: MessageRateLimiter) -> list[Send]:
         [item if isinstance(item, tuple) else _announcement(_result(item)) for item in announced]
     )
     return new
+
+
+def _tokens_taken(
+    sends: list[Send], earlier: dict[tuple[UUID, str], UUID], limiter: MessageRateLimiter
+) -> dict[int, float | None]:
+    """The rate limit's answers, in one call (one Redis round trip), for the sends that will ask.
+
+    Those are the sends that are no resend of a message stored before, each
+    ``client_id`` counted at its first send in the batch; a later send with the
+    same ``client_id`` asks only if that first one was refused (``store``
+    then asks for it alone), so the tokens spent are those of sending one by one.
+    """
+    asking: list[Send] = []
+    seen: set[tuple[UUID, str]] = set()
+    for send in sends:
+        key = send.key
+        if key is None:
+            asking.append(send)
+        elif key not in earlier and key not in seen:
+            seen.add(key)
+            asking.append(send)
+    answers = limiter.consume_many([send.user.id for send in asking])
+    return {id(send): answer for send, answer in zip(asking, answers, strict=True)}
 
 
 def _number(new: list[Send], last: dict[str, int], taken: dict[str, int]) -> None:

@@ -56,6 +56,9 @@ def messages_insert(rows: list[NewMessage]) -> None:
     """
     if not rows:
         return
+    if connection.vendor == "postgresql":
+        _messages_insert_arrays(rows)
+        return
     uuid = uuid_param()
     when = connection.ops.adapt_datetimefield_value
     params: list[Any] = []
@@ -78,6 +81,36 @@ def messages_insert(rows: list[NewMessage]) -> None:
             f"INSERT INTO {Message._meta.db_table} ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608
             f" VALUES {values_list(len(rows), len(_INSERT_COLUMNS))}",
             params,
+        )
+
+
+# One statement text whatever the batch's size: psycopg converts a query's placeholders once per
+# text and caches it, so a VALUES list that grows with the batch was converted again each time
+# (a tenth of the PostgreSQL write path's CPU); columns go as arrays instead.
+_INSERT_ARRAYS = (
+    f"INSERT INTO {Message._meta.db_table} ({', '.join(_INSERT_COLUMNS)})"  # noqa: S608
+    " SELECT id, seq, seq, channel_id, user_id, content, created_at, client_id, reply_to_id, NULL, FALSE"
+    " FROM unnest(%s::uuid[], %s::bigint[], %s::uuid[], %s::uuid[], %s::text[], %s::timestamptz[],"
+    " %s::text[], %s::uuid[]) AS new (id, seq, channel_id, user_id, content, created_at, client_id,"
+    " reply_to_id)"
+)
+
+
+def _messages_insert_arrays(rows: list[NewMessage]) -> None:
+    """``messages_insert`` on PostgreSQL: each column as one array parameter."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_ARRAYS,
+            [
+                [row.id for row in rows],
+                [row.seq for row in rows],
+                [row.channel_id for row in rows],
+                [row.user_id for row in rows],
+                [row.content for row in rows],
+                [row.created_at for row in rows],
+                [row.client_id for row in rows],
+                [row.reply_to for row in rows],
+            ],
         )
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from realtime.envelopes import PRIORITY_CONTROL, PRIORITY_LOSSY, envelope_priority
 
@@ -83,3 +85,32 @@ class LocalChannelLayer(InMemoryChannelLayer):
         for channel in list(self.groups.get(group, ())):
             with contextlib.suppress(ChannelFull):
                 await self.send(channel, message)
+
+
+class PubSubLayer(RedisPubSubChannelLayer):
+    """channels-redis's pubsub layer, with a batch of envelopes published in one round trip.
+
+    The stock ``group_send`` takes its shard's lock and waits for one
+    ``PUBLISH`` reply per envelope, so a group commit of a hundred messages
+    was a hundred round trips in a row (a third of the scaled-out server's
+    CPU in the rooms benchmark). ``group_send_many`` publishes the batch, in
+    order, through one pipeline per shard (a group always maps to the same
+    shard, so each group's envelopes keep their order). It relies on the
+    layer's per-loop shards (``_get_layer``, ``_get_shard``, the shard's
+    ``_lock`` and ``_redis``) as channels-redis 4 has them; tests run it
+    against a real Redis.
+    """
+
+    async def group_send_many(self, envelopes: list[tuple[str, dict]]) -> None:
+        layer = self._get_layer()
+        by_shard: dict[Any, list[tuple[str, bytes]]] = {}
+        for group, message in envelopes:
+            channel = layer._get_group_channel_name(group)
+            by_shard.setdefault(layer._get_shard(channel), []).append((channel, self.serialize(message)))
+        for shard, items in by_shard.items():
+            async with shard._lock:
+                shard._ensure_redis()
+                async with shard._redis.pipeline(transaction=False) as pipe:
+                    for channel, data in items:
+                        pipe.publish(channel, data)
+                    await pipe.execute()

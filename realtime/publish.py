@@ -18,7 +18,7 @@ from django.db import transaction
 from core import metrics
 from realtime.eager import start_eagerly
 from realtime.envelopes import close_envelope
-from realtime.layers import LocalChannelLayer
+from realtime.layers import LocalChannelLayer, PubSubLayer
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ def _start_all(layer: Any, envelopes: list[tuple[str, dict[str, Any]]]) -> None:
     to run inside one (their timeouts do).
     """
     eager = isinstance(layer, LocalChannelLayer)
+    if isinstance(layer, PubSubLayer):  # the whole batch in one round trip
+        messages = [(group, {**event, "group": group}) for group, event in envelopes]
+        asyncio.ensure_future(layer.group_send_many(messages)).add_done_callback(_log_failure)
+        return
     for group, event in envelopes:
         sending = layer.group_send(group, {**event, "group": group})
         if not eager:

@@ -202,7 +202,8 @@ if REDIS_URL:
     if CHAT_CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # channels-redis's pubsub layer, publishing a batch in one round trip.
+                "BACKEND": "realtime.layers.PubSubLayer",
                 "CONFIG": {"hosts": [REDIS_URL], "prefix": "chat"},
             }
         }

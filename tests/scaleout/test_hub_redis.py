@@ -78,3 +78,24 @@ async def test_memberships_survive_a_redis_restart_and_joins_made_meanwhile_are_
     hub._receiver.cancel()
     await asyncio.gather(hub._receiver, return_exceptions=True)
     await hub.layer.flush()
+
+
+async def test_a_batch_is_published_in_one_pipeline_and_arrives_in_order(redis_url):
+    """``PubSubLayer.group_send_many``: every envelope of a batch, each group's in order."""
+    from realtime.layers import PubSubLayer
+
+    layer = PubSubLayer(hosts=[redis_url], prefix=f"testhub{uuid.uuid4().hex[:6]}")
+    hub = Hub(layer)
+    await hub.start()
+    first, second = Recorder(), Recorder()
+    await hub.join("one", first)
+    await hub.join("two", second)
+    batch = [
+        (group, {"type": "hub.event", "group": group, "kind": "frame", "frame": f"{group}-{n}"})
+        for n in range(50)
+        for group in ("one", "two")
+    ]
+    await layer.group_send_many(batch)
+    await eventually(lambda: len(first.events) == 50 and len(second.events) == 50)
+    assert [event["frame"] for event in first.events] == [f"one-{n}" for n in range(50)]
+    assert [event["frame"] for event in second.events] == [f"two-{n}" for n in range(50)]

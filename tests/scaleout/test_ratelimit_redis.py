@@ -145,3 +145,24 @@ def test_get_message_rate_limiter_uses_redis_when_configured(settings, redis_url
         reset_message_rate_limiter()
     settings.REDIS_URL = ""
     assert isinstance(get_message_rate_limiter(), LocalTokenBucket)
+
+
+def test_a_batch_asks_every_bucket_in_order_in_one_call(make_limiter):
+    """``consume_many`` answers as the same calls one by one would, a user's sends in order."""
+    batch, single = make_limiter(burst=3, rate=0.001), make_limiter(burst=3, rate=0.001)
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    answers = batch.consume_many([ada, bob, ada, ada, ada, bob])
+    assert answers[:4] == [None, None, None, None]
+    assert answers[4] is not None and 990 < answers[4] <= 1000  # ada's fourth: past her burst of 3
+    assert answers[5] is None  # bob's second
+    # The same buckets, as another process sees them: ada has none left, bob one.
+    assert single.consume(ada) is not None
+    assert single.consume(bob) is None
+    assert single.consume(bob) is not None
+
+
+def test_a_batch_falls_back_to_this_process_while_redis_is_away(make_limiter):
+    limiter = make_limiter(burst=2, rate=0.001, url="redis://127.0.0.1:1/0")  # nothing listens there
+    user = uuid.uuid4()
+    answers = limiter.consume_many([user, user, user])
+    assert answers[:2] == [None, None] and answers[2] is not None

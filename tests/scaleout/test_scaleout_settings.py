@@ -24,7 +24,7 @@ def settings_with(**env: str) -> subprocess.CompletedProcess:
 
 def test_pubsub_layer_and_presence_timing_by_default():
     result = settings_with(REDIS_URL="redis://127.0.0.1:6379/14")
-    assert result.stdout.split() == ["channels_redis.pubsub.RedisPubSubChannelLayer", "45.0", "15.0"]
+    assert result.stdout.split() == ["realtime.layers.PubSubLayer", "45.0", "15.0"]
 
 
 def test_core_layer_and_shorter_presence_timing_on_request():
