@@ -12,11 +12,13 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import LoginSession, User
+from core.prepared import prepared_rows
 
 SESSION_CLAIM = "sid"
 
@@ -99,13 +101,36 @@ def decode_refresh(raw: str) -> tuple[UUID, str]:
     return _session_id(token), str(token.get("jti", ""))
 
 
+_SESSION_FIELDS = [field.attname for field in LoginSession._meta.concrete_fields]
+_USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+
+
+def _session_with_user(session_id: UUID) -> LoginSession | None:
+    """The session and its user, read in one query (a join), compiled once (``core.prepared``)."""
+    rows = prepared_rows(
+        "accounts.session_with_user",
+        lambda value: LoginSession.objects.filter(id=value).values_list(
+            *_SESSION_FIELDS, *(f"user__{name}" for name in _USER_FIELDS)
+        ),
+        field=LoginSession._meta.pk,
+        value=session_id,
+    )
+    if not rows:
+        return None
+    row, split = rows[0], len(_SESSION_FIELDS)
+    session = LoginSession.from_db(DEFAULT_DB_ALIAS, _SESSION_FIELDS, row[:split])
+    session.user = User.from_db(DEFAULT_DB_ALIAS, _USER_FIELDS, row[split:])
+    return session
+
+
 def authenticate_access_token(raw: str) -> tuple[User, LoginSession]:
     """Resolve an access token to its user and open session, or raise.
 
-    The one check shared by REST authentication and the WebSocket handshake.
+    The one check shared by REST authentication and the WebSocket handshake:
+    one query for the session joined to its user.
     """
     session_id = decode_access(raw)
-    session = LoginSession.objects.select_related("user").filter(id=session_id).first()
+    session = _session_with_user(session_id)
     if session is None:
         raise InvalidToken("Session not found.")
     if not session.user.is_active:

@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from accounts.models import User
 from chatrooms.models import CHANNEL_NAME_PATTERN, DIRECT_NAME_PATTERN, Ban, Channel, Membership
 from core.errors import ChannelNotFound, NotAMember
+from core.prepared import prepared_rows
 from core.sql import uuid_param, values_list
 
 CHANNEL_NAME_RE = re.compile(CHANNEL_NAME_PATTERN)
@@ -144,8 +145,14 @@ def ban_list(*, channel: Channel) -> QuerySet[Ban]:
 
 
 def channel_streams_for_user(*, user: User) -> dict:
-    """``{channel id: channel name}`` of every channel the user belongs to."""
-    return dict(Membership.objects.filter(user=user).values_list("channel_id", "channel__name"))
+    """``{channel id: channel name}`` of every channel the user belongs to (each handshake: compiled once)."""
+    rows = prepared_rows(
+        "chatrooms.channels_of_user",
+        lambda value: Membership.objects.filter(user_id=value).values_list("channel_id", "channel__name"),
+        field=Membership._meta.get_field("user"),
+        value=user.id,
+    )
+    return dict(rows)
 
 
 def memberships_by_user(*, user_ids: list[UUID]) -> dict[UUID, dict[UUID, str]]:

@@ -1,21 +1,20 @@
-"""WebSocket handshake checks, as ASGI middleware in front of the consumer.
+"""WebSocket handshake checks made before the consumer runs: the Origin.
 
 ``WebSocketOriginValidator`` refuses an Origin the contract refuses (HTTP
 403); Channels' own validators also refuse handshakes with no ``Origin`` at
-all, which the contract serves (bots, mobile apps, the benchmark).
-``TokenAuthMiddleware`` resolves ``?token=`` into ``scope``; the consumer
-accepts and then closes with the refusal's code, as the contract asks.
+all, which the contract serves (bots, mobile apps, the benchmark). The token
+is checked by the consumer's first database step
+(``gateway.database.handshake_open``), after it accepted: it then closes with
+the refusal's code, as the contract asks.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Awaitable
+from urllib.parse import urlsplit
 
-from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-
-from gateway.database import db, handshake_identity
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -54,39 +53,20 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 
 class WebSocketOriginValidator:
-    """ASGI middleware: refuse a handshake (HTTP 403) from an Origin the contract refuses."""
+    """ASGI middleware: refuse a handshake (HTTP 403) from an Origin the contract refuses.
+
+    A plain callable returning the application's coroutine, not a coroutine
+    awaiting it: an open socket then keeps no suspended frame of this check.
+    """
+
+    _asgi_single_callable = True  # an ASGI 3 application, whose call returns the awaitable
 
     def __init__(self, application) -> None:
         self.application = application
 
-    async def __call__(self, scope, receive, send):
+    def __call__(self, scope, receive, send) -> Awaitable[None]:
         if scope["type"] == "websocket" and not origin_allowed(
             _header(scope, b"origin"), _header(scope, b"host")
         ):
-            denier = WebsocketDenier()
-            return await denier(scope, receive, send)
-        return await self.application(scope, receive, send)
-
-
-def _query_token(scope: dict) -> str | None:
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    tokens = query.get("token")
-    return tokens[0] if tokens else None
-
-
-class TokenAuthMiddleware(BaseMiddleware):
-    """Fill ``scope["user"]`` and ``scope["session"]`` from the access token in ``?token=``.
-
-    A handshake that cannot be authenticated gets ``scope["refusal"]``, the
-    exception that says why (``Refused`` with 4401 or 4403, or a database or
-    Redis outage, 1013), for the consumer to close with.
-    """
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            scope = dict(scope, user=None, session=None, refusal=None)
-            try:
-                scope["user"], scope["session"] = await db(handshake_identity)(_query_token(scope))
-            except Exception as exc:
-                scope["refusal"] = exc
-        return await super().__call__(scope, receive, send)
+            return WebsocketDenier()(scope, receive, send)
+        return self.application(scope, receive, send)

@@ -1,8 +1,11 @@
 """The chat WebSocket: protocol work only.
 
-The handshake's token was resolved by ``gateway.auth.TokenAuthMiddleware``
-into ``scope``; ``connect`` counts the connection, subscribes and sends the
-initial state. Client frames go through a table from ``type`` to a short
+An ASGI application per socket (``ChatConsumer.serve``), without Channels'
+consumer machinery: no layer channel per socket (the process's hub is the one
+layer member), no task per received message, no copy of the scope per
+middleware. ``connect`` authenticates, counts the connection and reads its
+channels in one database step, subscribes, then sends the initial state read
+in a second step. Client frames go through a table from ``type`` to a short
 handler; each handler is one service or database step, and every exception
 becomes an ``error`` frame through ``gateway.errors``. Delivery of hub
 envelopes is ``gateway.delivery``'s.
@@ -17,10 +20,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 from uuid import UUID, uuid4
 
-from channels.consumer import get_handler_name
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatrooms import services as channel_services
@@ -34,13 +36,15 @@ from messaging import changes
 from messaging.writer import get_writer
 from realtime import frames
 from realtime.envelopes import frame_envelope
-from realtime.groups import LOBBY_GROUP, LOBBY_STREAM, session_group, stream_group, user_group
+from realtime.groups import LOBBY_STREAM, session_group, stream_group, user_group
 from realtime.publish import apublish
 from realtime.typing_throttle import get_typing_throttle
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # chat_ws_closes_total's code label: the contract's codes and the protocol's
 # common ones; any other code a client sends counts as "other", so clients
@@ -51,22 +55,63 @@ COUNTED_CLOSE_CODES = frozenset(
 )
 
 
-class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
-    # No per-socket layer channel: the hub is this process's one layer member.
-    channel_layer_alias = "chat.none"
+class ChatConsumer(DeliveringSocket):
+    """One socket. Slots, not an instance dict: thousands sit idle in one process."""
 
-    user = None
-    session = None
-    hub = None
-    counted_open = False  # accepted, so counted in chat_connections until it ends
-    client_close_code: int | None = None
-    frame_arrived = 0.0  # perf_counter() when the frame being handled arrived
-    released = False
+    __slots__ = (
+        "base_send",
+        "username",
+        "token",
+        "connection_id",
+        "user",
+        "user_hex",
+        "session_id",
+        "hub",
+        "counted_open",
+        "client_close_code",
+        "frame_arrived",
+        "released",
+    )
 
-    async def __call__(self, scope, receive, send) -> None:
-        """Run the socket; however its instance ends, count its close once."""
+    def __init__(self, send: Send, *, username: str, token: str | None) -> None:
+        self.base_send = send
+        self.username = username  # from the URL, checked against the token's user
+        self.token = token  # dropped once the handshake has read it
+        self.connection_id = ""
+        self.user: Any = None
+        self.user_hex = ""
+        self.session_id: UUID | None = None
+        self.hub = None
+        self.counted_open = False  # accepted, so counted in chat_connections until it ends
+        self.client_close_code: int | None = None
+        self.frame_arrived = 0.0  # perf_counter() when the frame being handled arrived
+        self.released = False
+        self.start_delivery()
+
+    @classmethod
+    def serve(cls, scope: dict[str, Any], receive: Receive, send: Send, *, username: str) -> Awaitable[None]:
+        """The socket's ASGI coroutine (``gateway.routing``): the scope is read here and not kept."""
+        return cls(send, username=username, token=_query_token(scope)).run(receive)
+
+    async def run(self, receive: Receive) -> None:
+        """Take the server's events until the socket ends; however it ends, count its close once.
+
+        One event at a time, each handled before the next is read (as
+        Channels' consumers do, without a task per event).
+        """
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    await self.receive(text_data=message.get("text"), bytes_data=message.get("bytes"))
+                elif kind == "websocket.connect":
+                    await self.connect()
+                elif kind == "websocket.disconnect":
+                    await self.disconnect(message.get("code", 1005))
+                    return
+                else:
+                    raise ValueError(f"No handler for message type {kind}")
         finally:
             self._count_closed()
 
@@ -78,17 +123,11 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             code = self.server_close_code or self.client_close_code or 1006
             metrics.WS_CLOSES.labels(code=str(code) if code in COUNTED_CLOSE_CODES else "other").inc()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Dispatch without Channels' per-event hop to the sync thread.
+    async def accept(self) -> None:
+        await self.base_send({"type": "websocket.accept", "subprotocol": None})
 
-        Channels closes stale database connections before every handler; every
-        database step here goes through ``database_sync_to_async``, which
-        already does that, so the hop would only cost time.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    async def close(self, code: int) -> None:
+        await self.base_send({"type": "websocket.close", "code": code})
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -101,7 +140,6 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         after the 101 must not leave a ghost behind (4429 after ten of them).
         """
         self.connection_id = uuid4().hex
-        self.start_delivery()
         await self.accept()
         self.line = direct_line(self.base_send)  # after the handshake: its extensions are known
         self.counted_open = True
@@ -123,10 +161,40 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             await asyncio.shield(release)
             raise
 
+    async def _open(self) -> dict[str, str | None]:
+        """Authenticate, count the connection and read its streams in one step; Refused or an outage raise.
+
+        Cancelled while the step runs in its thread, the step still finishes
+        there: its outcome is awaited (shielded) so that a connection it
+        counted is known, and released, before the cancellation goes on.
+        """
+        token, self.token = self.token, None
+        step = asyncio.get_running_loop().create_task(
+            db(database.handshake_open)(
+                token=token,
+                username=self.username,
+                connection_id=self.connection_id,
+                limit=settings.CHAT_MAX_CONNECTIONS_PER_USER,
+            ),
+            # What the trip to the thread sets in context variables stays in this copy (see ``db``).
+            context=contextvars.copy_context(),
+        )
+        try:
+            opening = await asyncio.shield(step)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self._opened(await step)
+            raise
+        self._opened(opening)
+        return opening.streams
+
+    def _opened(self, opening: database.Opening) -> None:
+        self.user, self.session_id, self.user_hex = opening.user, opening.session_id, opening.user.id.hex
+
     async def _start(self, streams: dict[str, str | None]) -> None:
         """Subscribe, then send ``ready`` and the connect history (what can fail midway)."""
         self.hub = await housekeeping.process_started()
-        for group in (LOBBY_GROUP, user_group(self.user.id), session_group(self.session.id)):
+        for group in (user_group(self.user.id), session_group(self.session_id)):
             await self.join_group(group)
         for stream, name in streams.items():
             await self.subscribe_stream(stream, name)
@@ -142,24 +210,6 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
         with contextlib.suppress(OSError):
             await self.close_socket(code)
 
-    async def _open(self) -> dict[str, str | None]:
-        """Check the identity the middleware found, then count the connection; Refused or an outage raise."""
-        refusal = self.scope.get("refusal")
-        if refusal is not None:
-            raise refusal
-        user = self.scope["user"]
-        if user.username.lower() != self.scope["url_route"]["kwargs"]["username"].lower():
-            raise database.Refused(frames.CLOSE_FORBIDDEN)
-        # Set before counting: cancelled while the count is under way, release() still undoes it.
-        self.user, self.session, self.user_hex = user, self.scope["session"], user.id.hex
-        try:
-            return await db(database.connection_open)(
-                user=user, connection_id=self.connection_id, limit=settings.CHAT_MAX_CONNECTIONS_PER_USER
-            )
-        except Exception:
-            self.user = None  # not counted: nothing to release
-            raise
-
     async def disconnect(self, code: int) -> None:
         self.client_close_code = code
         await self.release()
@@ -173,12 +223,20 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
             return
         self.released = True
         if self.hub is not None:
-            await self.hub.leave_all(self.hub_groups, self)
-            self.hub_groups.clear()
+            await self.hub.leave_all(self.hub_groups(), self)
         try:
             await db(database.connection_close)(user_id=self.user.id, connection_id=self.connection_id)
         except Exception as exc:
             logger.warning("could not record disconnect of %s: %s", self.user.id, exc)
+
+    def hub_groups(self) -> list[str]:
+        """The hub groups this socket may be in: its user's, its session's and its streams'."""
+        groups = [stream_group(stream) for stream in self.streams]
+        if self.user is not None:
+            groups.append(user_group(self.user.id))
+        if self.session_id is not None:
+            groups.append(session_group(self.session_id))
+        return groups
 
     # --- client frames ----------------------------------------------------------
 
@@ -343,3 +401,10 @@ class ChatConsumer(DeliveringSocket, AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send_text(frames.encode(frame))
+
+
+def _query_token(scope: dict[str, Any]) -> str | None:
+    """The ``token`` query parameter (the first one), as ``parse_qs`` reads it."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tokens = query.get("token")
+    return tokens[0] if tokens else None

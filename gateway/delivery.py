@@ -51,31 +51,36 @@ SOCKET_GONE = (OSError, RuntimeError)
 
 
 class DeliveringSocket:
-    """Mixin for the consumer: take hub envelopes and deliver them in order."""
+    """Mixin for the consumer: take hub envelopes and deliver them in order.
+
+    Slots, and an inbox made only once something must wait in it: most
+    sockets sit idle, or take every envelope on the fast path.
+    """
+
+    __slots__ = ("inbox", "pump", "live", "closing", "streams", "last_seqs", "server_close_code", "line")
 
     user: Any
     user_hex: str
     hub: Hub | None
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
-    line: DirectLine | None = None  # the transport below ASGI, when the server allows (gateway.wire)
 
     def start_delivery(self) -> None:
-        """Reset the socket's delivery state (called first thing in ``connect``)."""
-        self.inbox: deque[dict[str, Any]] = deque()
+        """Set the socket's delivery state (called when the socket is made)."""
+        self.inbox: deque[dict[str, Any]] | None = None  # made by the first envelope that waits
         self.pump: asyncio.Task | None = None
         self.live = False
         self.closing = False
-        self.hub_groups: set[str] = set()
         self.streams: dict[str, str | None] = {}  # stream -> channel name (None: the lobby)
         self.last_seqs: dict[str, int] = {}
         self.server_close_code: int | None = None  # the code this server closed the socket with
+        self.line: DirectLine | None = None  # the transport below ASGI, when the server allows (gateway.wire)
 
     async def close_socket(self, code: int) -> None:
         """Close once, dropping whatever is still queued."""
         if not self.closing:
             self.server_close_code = code
             self.closing = True
-            self.inbox.clear()
+            self.inbox = None
             await self._close(code)
 
     async def _close(self, code: int) -> None:
@@ -123,13 +128,16 @@ class DeliveringSocket:
         if event["kind"] == KIND_CLOSE:
             self._close_soon(event["code"])
             return
-        if self.live and self.pump is None and not self.inbox and self._apply_inline(event):
+        inbox = self.inbox
+        if self.live and self.pump is None and not inbox and self._apply_inline(event):
             return
-        if len(self.inbox) >= LOSSY_BACKLOG and envelope_priority(event) == PRIORITY_LOSSY:
+        if inbox is None:
+            inbox = self.inbox = deque()
+        if len(inbox) >= LOSSY_BACKLOG and envelope_priority(event) == PRIORITY_LOSSY:
             return
-        self.inbox.append(event)
-        if len(self.inbox) > MAX_BACKLOG:
-            logger.info("closing a socket that fell %d events behind", len(self.inbox))
+        inbox.append(event)
+        if len(inbox) > MAX_BACKLOG:
+            logger.info("closing a socket that fell %d events behind", len(inbox))
             self._close_soon(frames.CLOSE_TRY_AGAIN)
             return
         self.start_pump()
@@ -141,7 +149,7 @@ class DeliveringSocket:
             return
         self.server_close_code = code
         self.closing = True
-        self.inbox.clear()
+        self.inbox = None
         asyncio.ensure_future(self._close(code)).add_done_callback(_ignore_gone)
 
     def _apply_inline(self, event: dict[str, Any]) -> bool:
@@ -200,6 +208,7 @@ class DeliveringSocket:
             while self.inbox and not self.closing:
                 event = self.inbox.popleft()
                 await self.appliers[event["kind"]](self, event)
+            self.inbox = None  # drained: an idle socket keeps no empty deque
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -294,7 +303,6 @@ class DeliveringSocket:
     # --- subscriptions ----------------------------------------------------------------
 
     async def join_group(self, group: str) -> None:
-        self.hub_groups.add(group)
         await self.hub.join(group, self)
 
     async def subscribe_stream(self, stream: str, name: str | None) -> None:
@@ -306,9 +314,7 @@ class DeliveringSocket:
             return
         del self.streams[stream]
         self.last_seqs.pop(stream, None)
-        group = stream_group(stream)
-        self.hub_groups.discard(group)
-        await self.hub.leave(group, self)
+        await self.hub.leave(stream_group(stream), self)
 
     def stream_named(self, name: str) -> str | None:
         """The subscribed stream of the channel called ``name`` (ignoring case), or None."""

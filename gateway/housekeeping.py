@@ -65,7 +65,7 @@ async def _close_revoked_sessions(sockets: list[Any]) -> None:
     """Close sockets whose session ended or whose user was deactivated, had the close envelope been lost."""
     by_session: dict = {}
     for socket in sockets:
-        by_session.setdefault(socket.session.id, []).append(socket)
+        by_session.setdefault(socket.session_id, []).append(socket)
     if not by_session:
         return
     revoked = await db(database.revoked_sessions)(session_ids=list(by_session))

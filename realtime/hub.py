@@ -20,9 +20,10 @@ restart, so ``repair()`` re-adds them all for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
@@ -51,7 +52,8 @@ class Hub:
         self.members: dict[str, set[HubSubscriber]] = {}
         self._joined: set[str] = set()  # groups this process's layer channel is in
         self._unjoined: set[str] = set()  # groups whose group_add failed (Redis away): retried
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Per group while a join or leave of it is under way: [lock, how many hold or await it].
+        self._locks: dict[str, list] = {}
         self._receiver: asyncio.Task | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
 
@@ -66,7 +68,7 @@ class Hub:
         self.members.setdefault(group, set()).add(subscriber)
         if group in self._joined:
             return
-        async with self._lock(group):
+        async with self._locked(group):
             if group not in self._joined and self.members.get(group):
                 try:
                     await self.layer.group_add(group, self.channel_name)
@@ -87,7 +89,7 @@ class Hub:
         members.discard(subscriber)
         if members:
             return
-        async with self._lock(group):
+        async with self._locked(group):
             if not self.members.get(group):
                 self.members.pop(group, None)
                 self._unjoined.discard(group)
@@ -99,7 +101,6 @@ class Hub:
                         metrics.LAYER_ERRORS.inc()
                         # An extra subscription only costs envelopes nobody here reads.
                         logger.warning("hub: leaving %s failed (%s)", group, exc)
-                self._locks.pop(group, None)
 
     async def leave_all(self, groups: Iterable[str], subscriber: HubSubscriber) -> None:
         for group in list(groups):
@@ -135,11 +136,22 @@ class Hub:
         if not isinstance(self.layer, RedisPubSubChannelLayer):
             await self.rejoin_all()
 
-    def _lock(self, group: str) -> asyncio.Lock:
-        lock = self._locks.get(group)
-        if lock is None:
-            lock = self._locks[group] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _locked(self, group: str) -> AsyncIterator[None]:
+        """Hold ``group``'s lock: joins and leaves of one group take turns. The lock exists only
+        while one of them is under way, not for as long as the group (a user's or a session's
+        group lives as long as its socket)."""
+        entry = self._locks.get(group)
+        if entry is None:
+            entry = self._locks[group] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[group]
 
     def dispatch(self, event: dict[str, Any]) -> None:
         members = self.members.get(event.get("group", ""))

@@ -1,4 +1,5 @@
-"""The scaled-out presence store: every process's connections in Redis, renewed by heartbeat."""
+"""The scaled-out presence store: every process's connections in Redis, renewed by heartbeat,
+and how others see each connected user (see ``realtime.presence_store`` for the status epoch)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from uuid import UUID
 import redis
 
 from core.errors import ServiceUnavailable
+from realtime.presence_types import Opened, online_order
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +61,115 @@ return count
 """
 )
 
-# KEYS: user key, conns. ARGV: user hex, connection id. Returns the live count left.
+# Shared by the visibility scripts: the status epoch is unchanged, and record how
+# others see a user (ARGV-style visible flag '1' with a name, or hidden).
+_LUA_SHOWN = """
+local function epoch_is(key, epoch)
+  return tonumber(redis.call('GET', key) or '0') == tonumber(epoch)
+end
+local function set_shown(shown, uid, visible, name)
+  if visible == '1' then
+    redis.call('HSET', shown, uid, name)
+  else
+    redis.call('HDEL', shown, uid)
+  end
+end
+"""
+
+# KEYS: user key, conns, shown, epoch. ARGV: user hex, connection id, limit,
+# ttl ms, epoch, visible ('1' or '0'), name. Opens as _LUA_OPEN does, and
+# records the visibility if the epoch is still the given one. A user with no
+# live connection before this one starts hidden (an entry a dead process left
+# may be stale). Returns {count or -1 past the limit, 1 if recorded else 0}.
+_LUA_OPEN_AS = (
+    _LUA_COMMON
+    + _LUA_SHOWN
+    + """
+local now = now_ms()
+prune(KEYS[1], KEYS[2], ARGV[1], now)
+local count = redis.call('ZCARD', KEYS[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  if count >= tonumber(ARGV[3]) then
+    return {-1, 0}
+  end
+  if count == 0 then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+  end
+  count = count + 1
+end
+local ttl = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], int(now + ttl), ARGV[2])
+redis.call('ZADD', KEYS[2], int(now + ttl), ARGV[1] .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], int(2 * ttl))
+if epoch_is(KEYS[4], ARGV[5]) then
+  set_shown(KEYS[3], ARGV[1], ARGV[6], ARGV[7])
+  return {count, 1}
+end
+return {count, 0}
+"""
+)
+
+# KEYS: user key, shown, epoch. ARGV: user hex, epoch, visible, name. Records the
+# visibility of a connected user (a user with no connection is hidden) if the
+# epoch is still the given one; returns 1 if it was, else 0.
+_LUA_SHOW = (
+    _LUA_SHOWN
+    + """
+if not epoch_is(KEYS[3], ARGV[2]) then
+  return 0
+end
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  set_shown(KEYS[2], ARGV[1], ARGV[3], ARGV[4])
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1
+"""
+)
+
+# KEYS: user key, shown, epoch. ARGV: user hex, visible, name. A status changed:
+# bump the epoch, record the visibility if the user is connected.
+_LUA_CHANGED = (
+    _LUA_SHOWN
+    + """
+redis.call('INCR', KEYS[3])
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  set_shown(KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1
+"""
+)
+
+# KEYS: shown. ARGV: user key prefix. The names of shown users with a live connection.
+_LUA_ONLINE = (
+    _LUA_COMMON
+    + """
+local live = '(' .. int(now_ms())
+local shown = redis.call('HGETALL', KEYS[1])
+local names = {}
+for i = 1, #shown, 2 do
+  if redis.call('ZCOUNT', ARGV[1] .. shown[i], live, '+inf') > 0 then
+    names[#names + 1] = shown[i + 1]
+  end
+end
+return names
+"""
+)
+
+# KEYS: user key, conns, shown. ARGV: user hex, connection id. Returns the live count left.
 _LUA_CLOSE = (
     _LUA_COMMON
     + """
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
 prune(KEYS[1], KEYS[2], ARGV[1], now_ms())
-return redis.call('ZCARD', KEYS[1])
+local count = redis.call('ZCARD', KEYS[1])
+if count == 0 then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+return count
 """
 )
 
@@ -116,10 +219,10 @@ return missing
 """
 )
 
-# KEYS: conns. ARGV: user key prefix, batch size. Removes up to a batch of
+# KEYS: conns, shown. ARGV: user key prefix, batch size. Removes up to a batch of
 # expired connections; returns how many it looked at, then the users whose
-# last connection it removed. Each removal happens once, in one script, so
-# exactly one caller reports each user.
+# last connection it removed (no longer shown). Each removal happens once, in
+# one script, so exactly one caller reports each user.
 _LUA_SWEEP = (
     _LUA_COMMON
     + """
@@ -133,6 +236,7 @@ for _, member in ipairs(expired) do
     redis.call('ZREM', ukey, string.sub(member, 34))
     prune(ukey, KEYS[1], uid, now)
     if redis.call('ZCARD', ukey) == 0 then
+      redis.call('HDEL', KEYS[2], uid)
       result[#result + 1] = uid
     end
   end
@@ -162,11 +266,13 @@ class RedisPresenceStore:
     """Every process's connections in Redis, each with an expiry its process renews.
 
     Keys under ``prefix``: ``u:<user hex>``, a sorted set of the user's
-    connection ids scored by expiry (milliseconds on Redis's clock), and
+    connection ids scored by expiry (milliseconds on Redis's clock),
     ``conns``, every connection as ``<user hex>:<connection id>`` with the
-    same score, which ``sweep`` walks. Each call is one Lua script, so it is
-    atomic and one round trip. ``sweep`` builds user keys inside its script,
-    so this store needs a single Redis server, not Redis Cluster. Calls raise
+    same score, which ``sweep`` walks, ``shown``, a hash of the connected
+    users others see (user hex -> name), and ``epoch``, the status epoch.
+    Each call is one Lua script, so it is atomic and one round trip.
+    ``sweep`` and ``online_names`` build user keys inside their scripts, so
+    this store needs a single Redis server, not Redis Cluster. Calls raise
     ``ServiceUnavailable`` (503, error code ``unavailable``) while Redis is
     unreachable. A Redis restart empties the store: each process's next
     heartbeat reports its connections missing and the process re-opens them.
@@ -185,7 +291,13 @@ class RedisPresenceStore:
         self.ttl_ms = max(1, round(ttl * 1000))
         self.sweep_batch = sweep_batch
         self._conns = f"{prefix}conns"
+        self._shown = f"{prefix}shown"
+        self._epoch = f"{prefix}epoch"
         self._open = client.register_script(_LUA_OPEN)
+        self._open_as = client.register_script(_LUA_OPEN_AS)
+        self._show = client.register_script(_LUA_SHOW)
+        self._changed = client.register_script(_LUA_CHANGED)
+        self._online = client.register_script(_LUA_ONLINE)
         self._close = client.register_script(_LUA_CLOSE)
         self._connected = client.register_script(_LUA_CONNECTED)
         self._all = client.register_script(_LUA_ALL)
@@ -206,9 +318,44 @@ class RedisPresenceStore:
         return None if count < 0 else count
 
     @_redis_unavailable
+    def open_as(
+        self, user_id: UUID, connection_id: str, *, limit: int, name: str | None, epoch: int
+    ) -> Opened | None:
+        count, shown = self._open_as(
+            keys=[self._user_key(user_id), self._conns, self._shown, self._epoch],
+            args=[user_id.hex, connection_id, limit, self.ttl_ms, epoch, *_visibility(name)],
+        )
+        return None if int(count) < 0 else Opened(count=int(count), shown=bool(int(shown)))
+
+    @_redis_unavailable
+    def show(self, user_id: UUID, name: str | None, *, epoch: int) -> bool:
+        keys = [self._user_key(user_id), self._shown, self._epoch]
+        return bool(int(self._show(keys=keys, args=[user_id.hex, epoch, *_visibility(name)])))
+
+    @_redis_unavailable
+    def status_epoch(self) -> int:
+        return int(self.client.get(self._epoch) or 0)
+
+    @_redis_unavailable
+    def status_changing(self) -> None:
+        self.client.incr(self._epoch)
+
+    @_redis_unavailable
+    def status_changed(self, user_id: UUID, name: str | None) -> None:
+        keys = [self._user_key(user_id), self._shown, self._epoch]
+        self._changed(keys=keys, args=[user_id.hex, *_visibility(name)])
+
+    @_redis_unavailable
+    def online_names(self) -> list[str]:
+        names = [name.decode() for name in self._online(keys=[self._shown], args=[f"{self.prefix}u:"])]
+        return online_order(names)
+
+    @_redis_unavailable
     def close(self, user_id: UUID, connection_id: str) -> int:
         return int(
-            self._close(keys=[self._user_key(user_id), self._conns], args=[user_id.hex, connection_id])
+            self._close(
+                keys=[self._user_key(user_id), self._conns, self._shown], args=[user_id.hex, connection_id]
+            )
         )
 
     @_redis_unavailable
@@ -254,7 +401,14 @@ class RedisPresenceStore:
     def sweep(self) -> list[UUID]:
         offline: list[UUID] = []
         while True:
-            looked_at, *users = self._sweep(keys=[self._conns], args=[f"{self.prefix}u:", self.sweep_batch])
+            looked_at, *users = self._sweep(
+                keys=[self._conns, self._shown], args=[f"{self.prefix}u:", self.sweep_batch]
+            )
             offline += [UUID(user.decode()) for user in users]
             if int(looked_at) < self.sweep_batch:
                 return offline
+
+
+def _visibility(name: str | None) -> list[str]:
+    """The scripts' ARGV for a visibility: '1' and the name, or '0' (hidden)."""
+    return ["0", ""] if name is None else ["1", name]

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts import presence
 from chatrooms import services as channel_services
 from gateway import database
 from messaging import changes
@@ -15,11 +16,18 @@ from messaging.services import message_send
 pytestmark = pytest.mark.django_db
 
 
+def _connection_open(user) -> dict[str, str | None]:
+    epoch = presence.status_epoch()
+    return database.connection_open(
+        user=user, connection_id=f"c-{len(connection.queries)}", limit=100, epoch=epoch
+    )
+
+
 def connect_queries(user) -> int:
     """Queries of a cold connect's counting, streams, ready and history (no cache)."""
     reset_recent_cache()
     with CaptureQueriesContext(connection) as queries:
-        streams = database.connection_open(user=user, connection_id=f"c-{len(connection.queries)}", limit=100)
+        streams = _connection_open(user)
         state = database.initial_state(user=user, streams=streams)
     assert state.history["messages"]
     return len(queries)
@@ -43,7 +51,7 @@ def test_connect_costs_the_same_queries_in_2_and_in_12_channels(alice):
 
 def state_queries(user) -> int:
     """Queries of ``ready`` and the connect history alone, whatever is cached."""
-    streams = database.connection_open(user=user, connection_id=f"c-{len(connection.queries)}", limit=100)
+    streams = _connection_open(user)
     with CaptureQueriesContext(connection) as queries:
         database.initial_state(user=user, streams=streams)
     return len(queries)
@@ -117,3 +125,34 @@ def test_connect_history_is_what_reading_each_stream_alone_gives(alice, monkeypa
     reset_recent_cache()
     only_channels = {stream: seq for stream, seq in last_seqs.items() if stream != LOBBY_STREAM}
     assert connect_history(last_seqs=only_channels).messages == _old_connect_history(only_channels)
+
+
+def test_the_handshake_step_authenticates_counts_and_reads_the_streams(alice, bob):
+    """One step, refusals in the contract's order: the token (4401), the name in the URL (4403)."""
+    from accounts.models import LoginSession
+    from accounts.tokens import issue_token_pair
+    from gateway.database import Refused
+    from realtime.groups import LOBBY_STREAM, channel_stream
+
+    channel = channel_services.channel_create(user=alice, name="den")
+    session = LoginSession.objects.create(user=alice)
+    token = issue_token_pair(session).access
+
+    opening = database.handshake_open(token=token, username="ALICE", connection_id="c1", limit=10)
+    assert (opening.user.id, opening.session_id) == (alice.id, session.id)
+    assert opening.streams == {LOBBY_STREAM: None, channel_stream(channel.id): "den"}
+    assert presence.is_connected(alice.id)
+
+    for token_given, username, code in [
+        (None, "alice", 4401),
+        ("not-a-jwt", "alice", 4401),
+        (token, "bob", 4403),
+    ]:
+        with pytest.raises(Refused) as refused:
+            database.handshake_open(token=token_given, username=username, connection_id="c2", limit=10)
+        assert refused.value.code == code
+    session.ended_at = session.created_at
+    session.save()
+    with pytest.raises(Refused) as refused:
+        database.handshake_open(token=token, username="alice", connection_id="c3", limit=10)
+    assert refused.value.code == 4401

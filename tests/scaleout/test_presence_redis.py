@@ -18,6 +18,7 @@ from core.errors import ServiceUnavailable
 from core.redis import redis_client
 from realtime.presence_redis import RedisPresenceStore
 from realtime.presence_store import get_presence_store, presence_renew, reset_presence_store
+from tests.gateway.conftest import fresh_layer_and_presence, ws_connect  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.services
 
@@ -306,3 +307,98 @@ def test_redis_errors_become_service_unavailable():
         with pytest.raises(ServiceUnavailable) as refused:
             call()
         assert (refused.value.http_status, refused.value.code) == (503, "unavailable")
+
+
+# --- how others see connected users: ``ready``'s ``online`` -------------------------
+
+
+def test_online_names_lists_connected_visible_users_until_they_leave(make_store):
+    store, other_process = make_store(), make_store()
+    ada, bob, cy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    epoch = store.status_epoch()
+    assert store.open_as(ada, "a1", limit=10, name="ada", epoch=epoch).count == 1
+    assert store.open_as(bob, "b1", limit=10, name="Bob", epoch=epoch).shown
+    assert other_process.open_as(cy, "c1", limit=10, name=None, epoch=epoch).shown  # invisible
+    assert other_process.open_as(ada, "a2", limit=10, name="ada", epoch=epoch).count == 2
+    assert store.online_names() == other_process.online_names() == ["ada", "Bob"]
+    assert store.close(ada, "a1") == 1
+    assert store.online_names() == ["ada", "Bob"]  # ada's other process still has a socket
+    assert other_process.close(ada, "a2") == 0
+    assert store.online_names() == ["Bob"]
+    assert store.open_as(bob, "b2", limit=1, name="Bob", epoch=epoch) is None  # past the limit
+    assert store.online_names() == ["Bob"]
+
+
+def test_a_status_change_shows_or_hides_a_connected_user_and_moves_the_epoch(make_store, redis_conn):
+    store = make_store()
+    ada, absent = uuid.uuid4(), uuid.uuid4()
+    store.open_as(ada, "a1", limit=10, name="ada", epoch=store.status_epoch())
+    before = store.status_epoch()
+    store.status_changing()
+    store.status_changed(ada, None)
+    assert store.status_epoch() == before + 2
+    assert store.online_names() == []
+    store.status_changed(ada, "ada")
+    assert store.online_names() == ["ada"]
+    store.status_changed(absent, "absent")  # not connected: not listed, no entry left behind
+    assert store.online_names() == ["ada"]
+    assert redis_conn.hkeys(f"{PREFIX}shown") == [ada.hex.encode()]
+
+
+def test_a_status_read_before_a_change_began_is_not_recorded(make_store):
+    """The epoch read before the status was read has moved: the visibility is left to a new read."""
+    store, changer = make_store(), make_store()
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    epoch = store.status_epoch()  # then the status is read: visible
+    changer.status_changing()  # ... while it goes invisible in another process
+    changer.status_changed(ada, None)
+    opened = store.open_as(ada, "a1", limit=10, name="ada", epoch=epoch)
+    assert (opened.count, opened.shown) == (1, False)
+    assert store.online_names() == []  # hidden until a read that no change raced
+    assert not store.show(ada, "ada", epoch=epoch)
+    assert store.show(ada, None, epoch=store.status_epoch())
+    assert store.online_names() == []
+    # Shown by a read after the change; a show for a user with no connection records nothing.
+    assert store.show(bob, "bob", epoch=store.status_epoch())
+    assert store.online_names() == []
+
+
+def test_a_user_whose_connections_expired_is_not_listed_and_is_swept_from_the_list(make_store, redis_conn):
+    store = make_store(ttl=0.3)
+    ada = uuid.uuid4()
+    store.open_as(ada, "a1", limit=10, name="ada", epoch=store.status_epoch())
+    assert store.online_names() == ["ada"]
+    wait_until(lambda: store.online_names() == [])
+    assert store.sweep() == [ada]
+    assert redis_conn.hlen(f"{PREFIX}shown") == 0
+    # A user back after expiring starts hidden, whatever a dead process had recorded.
+    redis_conn.hset(f"{PREFIX}shown", ada.hex, "stale")
+    changed = store.status_epoch() + 1
+    store.status_changing()
+    assert not store.open_as(ada, "a2", limit=10, name="ada", epoch=changed - 1).shown
+    assert store.online_names() == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_ready_online_from_the_redis_store(settings, redis_url, make_user, ws_connect):  # noqa: F811
+    """Through real sockets with the presence store in Redis: visible, invisible, after disconnects."""
+    from channels.db import database_sync_to_async as db
+
+    from accounts import presence
+
+    settings.REDIS_URL = redis_url
+    reset_presence_store()
+    ada, bob, cy = [await db(make_user)(name) for name in ("ada", "bob", "cy")]
+    await db(presence.user_set_status)(user=cy, status="offline")
+    a, b = await ws_connect(ada), await ws_connect(bob)
+    c = await ws_connect(cy)
+    assert b.ready["online"] == ["ada", "bob"]
+    assert c.ready["online"] == ["ada", "bob"]
+    await b.close()
+    assert (await ws_connect(cy)).ready["online"] == ["ada"]
+    await db(presence.user_set_status)(user=cy, status="online")
+    assert (await ws_connect(ada)).ready["online"] == ["ada", "cy"]
+    await a.close()
+    await c.close()
+    assert sorted(get_presence_store().online_names()) == ["ada", "cy"]  # their other sockets
+    assert isinstance(get_presence_store(), RedisPresenceStore)
