@@ -80,12 +80,22 @@ def _stream_key_sql(column: str) -> str:
     return column
 
 
+# A user mentioned at most this often in all is counted from their mentions;
+# more, from the stream's unread messages (either way the same count).
+MENTION_FIRST_MAX = 500
+
+
 def _counts_sql(where_stream: str) -> tuple[str, str]:
     """The two correlated subqueries (unread, mentions) for one stream row ``r`` joined to ``s``.
 
-    Both walk the ``(channel, seq)`` index from the read position up to the
-    stream's last position; mentions also meet ``Mention``'s (message, user)
-    unique index.
+    Unread walks the ``(channel, seq, deleted, user)`` index from the read
+    position up to the stream's last position, reading no table row. Mentions
+    start from the user's own mentions (``(user, message)`` index, then each
+    message by key) while they are few: a read position far behind then costs
+    nothing extra. Past ``MENTION_FIRST_MAX`` mentions in all they are found
+    from the unread messages instead, meeting ``Mention``'s (message, user)
+    unique index. (SQLite takes ``CROSS JOIN``'s order as written; PostgreSQL
+    plans it as any join.) Parameters: ``_counts_params``.
     """
     message = Message._meta.db_table
     mention = Mention._meta.db_table
@@ -95,10 +105,19 @@ def _counts_sql(where_stream: str) -> tuple[str, str]:
     )
     unread = f"(SELECT COUNT(*) FROM {message} m WHERE {above})"  # noqa: S608
     mentions = (
-        f"(SELECT COUNT(*) FROM {message} m JOIN {mention} n ON n.message_id = m.id"  # noqa: S608
-        f" WHERE {above} AND n.user_id = %s)"
+        f"(CASE WHEN (SELECT COUNT(*) FROM {mention} WHERE user_id = %s) <= {int(MENTION_FIRST_MAX)}"  # noqa: S608
+        f" THEN (SELECT COUNT(*) FROM {mention} n CROSS JOIN {message} m"
+        f" WHERE n.user_id = %s AND m.id = n.message_id AND {above})"
+        f" ELSE (SELECT COUNT(*) FROM {message} m JOIN {mention} n ON n.message_id = m.id"
+        f" WHERE {above} AND n.user_id = %s) END)"
     )
     return unread, mentions
+
+
+def _counts_params(user_param: Any) -> list[Any]:
+    """The parameters of ``_counts_sql``'s two subqueries, in order."""
+    above = [False, user_param]
+    return [*above, user_param, user_param, *above, *above, user_param]
 
 
 def _db_id(model: Any, field: str, value: UUID) -> Any:
@@ -117,7 +136,7 @@ def read_states(
     sequence = StreamSequence._meta.db_table
     lobby_read = LobbyRead._meta.db_table
     user_param = _db_id(Message, "user", user_id)
-    count_params = [False, user_param, False, user_param, user_param]
+    count_params = _counts_params(user_param)
     parts: list[str] = []
     params: list[Any] = []
     ids = None if channel_ids is None else list(channel_ids)

@@ -225,3 +225,37 @@ def test_seeded_users_start_at_the_lobbys_position(bob):
         2,
         2,
     ]
+
+
+@pytest.mark.parametrize("mention_first_max", [500, 0], ids=["from-mentions", "from-messages"])
+def test_counts_are_the_same_from_the_users_mentions_or_from_the_unread_messages(
+    alice, bob, ops, monkeypatch, mention_first_max
+):
+    """Mentions are counted from the user's mentions while they are few, else from the unread
+    messages: both give what reading every message would."""
+    monkeypatch.setattr(reads, "MENTION_FIRST_MAX", mention_first_max)
+    channel_services.channel_create(user=bob, name="Dev")
+    channel_services.channel_join(user=alice, name="dev")
+    for stream in (None, "ops", "dev"):
+        post(bob, stream, f"before @alice in {stream}")
+    Membership.objects.filter(user=alice).update(last_read_seq=1)
+    LobbyRead.objects.filter(user=alice).update(last_read_seq=1)
+    for stream in (None, "ops", "dev"):
+        post(bob, stream, f"hi @alice in {stream}")
+        post(bob, stream, "no mention")
+        gone = message_send(user=bob, channel_name=stream, content="bye @alice").message
+        changes.message_delete(user=bob, message_id=str(gone.id))
+    post(alice, "dev", "her own, @alice")  # moves her position in dev to it
+    post(bob, "dev", "after hers @alice")
+
+    states = reads.read_states(user_id=alice.id)
+    dev, ops_channel = Channel.objects.get(name="Dev"), Channel.objects.get(name="Ops")
+    counts = {key: (state.unread, state.mentions) for key, state in states.items()}
+    expected = {}
+    for key, channel in ((None, None), (ops_channel.id, ops_channel), (dev.id, dev)):
+        above = states[key].last_read_seq
+        rows = Message.objects.filter(channel=channel, seq__gt=above, deleted=False).exclude(user=alice)
+        expected[key] = (rows.count(), rows.filter(mention_rows__user=alice).count())
+    assert counts == expected
+    assert counts[None] == counts[ops_channel.id] == (2, 1)
+    assert counts[dev.id] == (1, 1)
