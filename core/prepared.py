@@ -33,11 +33,12 @@ def prepared_rows(
         sql, params = compiler.as_sql()
         if list(params) != [param]:
             raise AssertionError(f"{name}: expected the one parameter {param!r}, got {params!r}")
-        prepared = cache[name] = (sql, compiler)
-    sql, compiler = prepared
+        converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+        prepared = cache[name] = (sql, compiler, converters)
+    sql, compiler, converters = prepared
     with connection.cursor() as cursor:
         cursor.execute(sql, [param])
         rows = cursor.fetchall()
-    if not rows:
-        return []
-    return list(compiler.results_iter(results=[rows], tuple_expected=True))
+    if converters:
+        return [tuple(row) for row in compiler.apply_converters(rows, converters)]
+    return rows

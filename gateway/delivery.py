@@ -95,6 +95,11 @@ class DeliveringSocket:
         The server's ``websocket.disconnect`` comes next and runs ``disconnect``,
         which raising here would skip (leaving presence and hub entries behind).
         """
+        # Below ASGI when the socket's line takes it (the handshake's ``ready`` and history, acks,
+        # errors), unless a send is pending in the pump: this frame must not overtake it.
+        line = self.line
+        if line is not None and self.pump is None and line.write(wire_frame(text)):
+            return
         try:
             await self.base_send({"type": "websocket.send", "text": text})
         except SOCKET_GONE as exc:

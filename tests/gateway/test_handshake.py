@@ -21,8 +21,6 @@ from realtime.hub import get_hub
 from realtime.presence_store import get_presence_store
 from tests.gateway.conftest import Client, open_socket
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 db = database_sync_to_async
 
 
@@ -46,6 +44,7 @@ async def captured_connect(ws_connect, user, *, cold: bool) -> tuple[Client, lis
     return client, await db(lambda: [query["sql"] for query in capture.captured_queries])()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_warm_connect_costs_three_queries_in_two_trips(make_user, ws_connect, monkeypatch):
     """The session with its user, the channels, the read states with positions; history from the cache.
 
@@ -83,6 +82,7 @@ async def test_a_warm_connect_costs_three_queries_in_two_trips(make_user, ws_con
     assert len(cold) == 7, cold
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_ready_online_comes_from_the_presence_store(make_user, ws_connect):
     """Visible users are listed, invisible ones never; a user who leaves is gone from the next ready."""
     ada, bob, cy = [await db(make_user)(name) for name in ("ada", "Bob", "cy")]
@@ -109,6 +109,7 @@ async def test_ready_online_comes_from_the_presence_store(make_user, ws_connect)
     assert get_presence_store().online_names() == ("ada", "cy")
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_status_change_racing_a_handshake_is_never_shown_stale(make_user, ws_connect, monkeypatch):
     """The status read by the handshake goes stale before its connection is counted: it reads again."""
     from gateway import database
@@ -128,6 +129,7 @@ async def test_a_status_change_racing_a_handshake_is_never_shown_stale(make_user
     assert get_presence_store().online_names() == ()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_an_idle_socket_makes_its_inbox_only_when_an_envelope_must_wait(make_user, ws_connect):
     """A socket that never receives anything holds no inbox; one that must queue gets one, delivers
     in order, and drops it once drained."""
@@ -163,6 +165,7 @@ async def test_an_idle_socket_makes_its_inbox_only_when_an_envelope_must_wait(ma
     assert socket.inbox is None
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_refused_handshake_keeps_nothing(make_user):
     """4401 and 4403 close before anything is counted or joined."""
     from tests.conftest import login_tokens
@@ -175,3 +178,28 @@ async def test_a_refused_handshake_keeps_nothing(make_user):
         assert (closed["type"], closed.get("code")) == ("websocket.close", code)
     assert get_presence_store().all_connected() == set()
     assert (await get_hub()).members == {}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"token=a.b-c_d",
+        b"token=",
+        b"",
+        b"other=1&token=x",
+        b"token=x&token=y",
+        b"token=a%2Eb",
+        b"token=a+b",
+        b"token=a=b",
+        b"token=x;y",
+        b"tokens=x",
+        "token=\u00e9".encode("latin-1"),
+    ],
+)
+def test_the_token_is_read_from_the_query_as_parse_qs_reads_it(query):
+    from urllib.parse import parse_qs
+
+    from gateway.consumer import _query_token
+
+    expected = parse_qs(query.decode("latin-1")).get("token", [None])[0]
+    assert _query_token({"query_string": query}) == expected
