@@ -149,8 +149,27 @@ def connections_reopened(*, user_ids: Iterable[UUID]) -> None:
 
 def connection_closed(*, user_id: UUID, connection_id: str) -> None:
     """Forget a connection; the user's last one announces them offline."""
-    if get_presence_store().close(user_id, connection_id) == 0:
+    if connection_forgotten(user_id=user_id, connection_id=connection_id):
         user_went_offline(user_id=user_id)
+
+
+def connection_forgotten(*, user_id: UUID, connection_id: str) -> bool:
+    """Forget a connection in the store; True when ``user_went_offline`` must follow: it was the
+    user's last, and others saw the user (an invisible user's going changes nothing they see).
+
+    What the store says others saw is what ``user_went_offline`` would read
+    from the database, but for a status change caught between its commit and
+    its record in the store: then either way the announcement races that
+    change's own (``user_set_status`` decided before its commit whether to
+    announce).
+    """
+    count, shown = get_presence_store().close_shown(user_id, connection_id)
+    return count == 0 and shown
+
+
+def forgets_in_process() -> bool:
+    """Whether ``connection_forgotten`` may run on the event loop (the store does no I/O)."""
+    return get_presence_store().in_process
 
 
 def connections_swept() -> None:

@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 
+from accounts import presence
 from chatrooms import services as channel_services
 from core import metrics
 from core.errors import ChatError, InvalidInput, NotAMember
@@ -225,10 +226,14 @@ class ChatConsumer(DeliveringSocket):
         self.released = True
         if self.hub is not None:
             await self.hub.leave_all(self.hub_groups(), self)
+        user_id = self.user.id
         try:
-            await db(database.connection_close)(user_id=self.user.id, connection_id=self.connection_id)
+            if not presence.forgets_in_process():  # Redis: the store's round trip off the loop
+                await db(database.connection_close)(user_id=user_id, connection_id=self.connection_id)
+            elif presence.connection_forgotten(user_id=user_id, connection_id=self.connection_id):
+                await db(presence.user_went_offline)(user_id=user_id)
         except Exception as exc:
-            logger.warning("could not record disconnect of %s: %s", self.user.id, exc)
+            logger.warning("could not record disconnect of %s: %s", user_id, exc)
 
     def hub_groups(self) -> list[str]:
         """The hub groups this socket may be in: its user's, its session's and its streams'."""

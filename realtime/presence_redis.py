@@ -158,7 +158,8 @@ return names
 """
 )
 
-# KEYS: user key, conns, shown. ARGV: user hex, connection id. Returns the live count left.
+# KEYS: user key, conns, shown. ARGV: user hex, connection id. Returns {the live
+# count left, 1 if the user was shown (others saw them) before this close else 0}.
 _LUA_CLOSE = (
     _LUA_COMMON
     + """
@@ -166,10 +167,11 @@ redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
 prune(KEYS[1], KEYS[2], ARGV[1], now_ms())
 local count = redis.call('ZCARD', KEYS[1])
+local shown = redis.call('HEXISTS', KEYS[3], ARGV[1])
 if count == 0 then
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
-return count
+return {count, shown}
 """
 )
 
@@ -292,6 +294,7 @@ class RedisPresenceStore:
         self.sweep_batch = sweep_batch
         self._conns = f"{prefix}conns"
         self._shown = f"{prefix}shown"
+        self.in_process = False  # every call is a round trip to Redis: call it off the event loop
         self._epoch = f"{prefix}epoch"
         self._open = client.register_script(_LUA_OPEN)
         self._open_as = client.register_script(_LUA_OPEN_AS)
@@ -352,11 +355,14 @@ class RedisPresenceStore:
 
     @_redis_unavailable
     def close(self, user_id: UUID, connection_id: str) -> int:
-        return int(
-            self._close(
-                keys=[self._user_key(user_id), self._conns, self._shown], args=[user_id.hex, connection_id]
-            )
+        return self.close_shown(user_id, connection_id)[0]
+
+    @_redis_unavailable
+    def close_shown(self, user_id: UUID, connection_id: str) -> tuple[int, bool]:
+        count, shown = self._close(
+            keys=[self._user_key(user_id), self._conns, self._shown], args=[user_id.hex, connection_id]
         )
+        return int(count), bool(int(shown))
 
     @_redis_unavailable
     def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:

@@ -59,8 +59,13 @@ class PresenceStore(Protocol):
     def online_names(self) -> Sequence[str]:
         """The names of connected users others see, in ``online_order``."""
 
+    in_process: bool  # True: no call does I/O (the event loop may call it); False: Redis
+
     def close(self, user_id: UUID, connection_id: str) -> int:
         """Forget a connection; return how many the user still has."""
+
+    def close_shown(self, user_id: UUID, connection_id: str) -> tuple[int, bool]:
+        """``close``, and whether others saw the user (shown) until then."""
 
     def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
         """The subset of ``user_ids`` with at least one open connection."""
@@ -81,6 +86,8 @@ class PresenceStore(Protocol):
 
 class LocalPresenceStore:
     """One process's connections; correct only while there is one process."""
+
+    in_process = True  # memory and a lock: quick enough for the event loop itself
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -150,16 +157,20 @@ class LocalPresenceStore:
             return self._names
 
     def close(self, user_id: UUID, connection_id: str) -> int:
+        return self.close_shown(user_id, connection_id)[0]
+
+    def close_shown(self, user_id: UUID, connection_id: str) -> tuple[int, bool]:
         with self._lock:
+            shown = user_id in self._shown
             current = self._connections.get(user_id)
             if current is None:
-                return 0
+                return 0, shown
             current.discard(connection_id)
             if not current:
                 del self._connections[user_id]
                 self._set_shown(user_id, None)
-                return 0
-            return len(current)
+                return 0, shown
+            return len(current), shown
 
     def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:
         with self._lock:

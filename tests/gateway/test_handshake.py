@@ -203,3 +203,35 @@ def test_the_token_is_read_from_the_query_as_parse_qs_reads_it(query):
 
     expected = parse_qs(query.decode("latin-1")).get("token", [None])[0]
     assert _query_token({"query_string": query}) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_closing_costs_a_trip_to_the_database_only_for_a_visible_users_last_socket(
+    make_user, ws_connect
+):
+    """The presence store knows whether others saw the user: an invisible user's going, or a socket
+    that was not the user's last, needs no database."""
+    from tests.conftest import login_tokens
+
+    ada, cy = await db(make_user)("ada"), await db(make_user)("cy")
+    await db(account_presence.user_set_status)(user=cy, status="offline")
+    sockets = {}
+    for user in (ada, ada, cy):
+        token = (await db(login_tokens)(user))["access"]
+        sockets.setdefault(user.username, []).append(await ws_connect(user, token))
+
+    async def queries_of_closing(client) -> list[str]:
+        """The SQL run while ``client`` closes (its close returns once the socket's app has ended)."""
+        capture = CaptureQueriesContext(connection)
+        await db(capture.__enter__)()
+        try:
+            await client.close()
+        finally:
+            await db(capture.__exit__)(None, None, None)
+        # ``connection`` is per thread: read the log in the database thread too.
+        return await db(lambda: [query["sql"] for query in capture.captured_queries])()
+
+    assert await queries_of_closing(sockets["cy"][0]) == []  # invisible
+    assert await queries_of_closing(sockets["ada"][0]) == []  # ada has another socket
+    last = await queries_of_closing(sockets["ada"][1])
+    assert any("last_seen" in sql for sql in last), last  # others saw ada go: recorded and told

@@ -402,3 +402,16 @@ async def test_ready_online_from_the_redis_store(settings, redis_url, make_user,
     await c.close()
     assert sorted(get_presence_store().online_names()) == ["ada", "cy"]  # their other sockets
     assert isinstance(get_presence_store(), RedisPresenceStore)
+
+
+def test_close_tells_whether_others_saw_the_user(make_store):
+    store = make_store()
+    ada, cy = uuid.uuid4(), uuid.uuid4()
+    epoch = store.status_epoch()
+    store.open_as(ada, "a1", limit=10, name="ada", epoch=epoch)
+    store.open_as(ada, "a2", limit=10, name="ada", epoch=epoch)
+    store.open_as(cy, "c1", limit=10, name=None, epoch=epoch)
+    assert store.close_shown(ada, "a1") == (1, True)
+    assert store.close_shown(ada, "a2") == (0, True)
+    assert store.close_shown(ada, "a2") == (0, False)  # gone already
+    assert store.close_shown(cy, "c1") == (0, False)
