@@ -33,7 +33,7 @@ from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
 from gateway.database import bulk_db, db
 from gateway.delivery import DeliveringSocket
-from gateway.wire import direct_line
+from gateway.wire import direct_line, handshake_forgotten
 from messaging import changes
 from messaging.writer import get_writer
 from realtime import frames
@@ -144,6 +144,7 @@ class ChatConsumer(DeliveringSocket):
         self.connection_id = uuid4().hex
         await self.accept()
         self.line = direct_line(self.base_send)  # after the handshake: its extensions are known
+        handshake_forgotten(self.base_send)  # the server's copies of its headers, kept for nothing
         self.counted_open = True
         metrics.CONNECTIONS.inc()
         try:
@@ -171,15 +172,13 @@ class ChatConsumer(DeliveringSocket):
         counted is known, and released, before the cancellation goes on.
         """
         token, self.token = self.token, None
-        step = asyncio.get_running_loop().create_task(
+        step = _own_context(
             db(database.handshake_open)(
                 token=token,
                 username=self.username,
                 connection_id=self.connection_id,
                 limit=settings.CHAT_MAX_CONNECTIONS_PER_USER,
-            ),
-            # What the trip to the thread sets in context variables stays in this copy (see ``db``).
-            context=contextvars.copy_context(),
+            )
         )
         try:
             opening = await asyncio.shield(step)
@@ -200,7 +199,7 @@ class ChatConsumer(DeliveringSocket):
             await self.join_group(group)
         for stream, name in streams.items():
             await self.subscribe_stream(stream, name)
-        state = await db(database.initial_state)(user=self.user, streams=dict(self.streams))
+        state = await _own_context(db(database.initial_state)(user=self.user, streams=dict(self.streams)))
         self.last_seqs.update(state.last_seqs)
         await self.send_frame(state.ready)
         await self.send_frame(state.history)
@@ -423,3 +422,13 @@ def _query_token(scope: dict[str, Any]) -> str | None:
 
 
 _NEEDS_PARSING = re.compile(r"[&;%+]")
+
+
+def _own_context(step: Awaitable[Any]) -> asyncio.Task:
+    """Run a handshake's trip to the database thread as a task in a copy of the socket's context.
+
+    asgiref sets its own context variables around the trip (``deadlock_context``);
+    set in the socket's context they would stay there for its whole life, on
+    every idle socket (see ``gateway.database.db`` for those set in the thread).
+    """
+    return asyncio.get_running_loop().create_task(step, context=contextvars.copy_context())

