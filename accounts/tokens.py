@@ -7,12 +7,16 @@ blacklist covers refresh tokens only).
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -84,12 +88,39 @@ def _session_id(token) -> UUID:
 
 
 def decode_access(raw: str) -> UUID:
-    """Return the session id of a valid access token (refresh tokens are refused)."""
+    """Return the session id of a valid access token (refresh tokens are refused).
+
+    A token string verified once is not verified again while it has not
+    expired (``_verified_access``): clients reconnecting after a network blip
+    or a deploy present the same token, and its signature check cost more
+    than the session look-up that follows. Once its expiry has come, it goes
+    through simplejwt again (which refuses it, with its leeway).
+    """
+    session_id, expires = _verified_access(raw)
+    if expires <= time.time():
+        _verify_access(raw)  # raises: expired
+    return session_id
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified_access(raw: str) -> tuple[UUID, float]:
+    """The session id and expiry (epoch seconds) of a valid access token; refusals are not kept."""
+    token = _verify_access(raw)
+    return _session_id(token), float(token["exp"])
+
+
+def _verify_access(raw: str) -> AccessToken:
     try:
-        token = AccessToken(raw)
+        return AccessToken(raw)
     except TokenError as exc:
         raise InvalidToken(str(exc)) from exc
-    return _session_id(token)
+
+
+@receiver(setting_changed)
+def _forget_verified_tokens(*, setting: str, **kwargs) -> None:
+    """A new signing key or lifetime (tests, mostly) must not meet tokens checked under the old."""
+    if setting in {"SIMPLE_JWT", "SECRET_KEY"}:
+        _verified_access.cache_clear()
 
 
 def decode_refresh(raw: str) -> tuple[UUID, str]:

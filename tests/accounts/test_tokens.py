@@ -181,3 +181,28 @@ def test_401_names_the_bearer_scheme(api, db):
     response = api.get(ME)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_verified_once_is_refused_once_it_expires(make_user):
+    """Reconnects present the same token: its signature is checked once, its expiry every time."""
+    import time as clock
+
+    user = make_user()
+    session = LoginSession.objects.create(user=user)
+    raw = tokens.issue_token_pair(session, access_lifetime=timedelta(seconds=1)).access
+    assert tokens.decode_access(raw) == session.id
+    assert tokens.decode_access(raw) == session.id  # from what was verified
+    clock.sleep(1.1)
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode_access(raw)
+
+
+def test_a_refused_token_is_checked_again_and_a_new_key_forgets_verified_ones(session_tokens, settings):
+    tokens._verified_access.cache_clear()
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode_access("not-a-jwt")
+    assert tokens._verified_access.cache_info().currsize == 0  # refusals are not kept
+    assert tokens.decode_access(session_tokens["access"]) == session_tokens["session"].id
+    assert tokens._verified_access.cache_info().currsize == 1
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": "another-key-" + "k" * 40}
+    assert tokens._verified_access.cache_info().currsize == 0  # verified under the old settings
