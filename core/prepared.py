@@ -6,14 +6,23 @@ ran several. ``prepared_rows`` compiles the queryset the first time, keeps its
 SQL and compiler on the thread's connection, and afterwards only executes the
 SQL with the new key and converts the rows with the ORM's own converters, so
 the values are exactly what the queryset would return.
+
+On SQLite, Django's cursor rewrites every statement's ``%s`` placeholders to
+``?`` with a regular expression on each execute: 5% of a handshake's CPU for
+its long statements. ``fetch_all`` (and ``prepared_rows``) rewrite a statement
+once and run it on a cursor that takes it as it is, still wrapped by Django
+(error translation); while queries are logged or an ``execute_wrapper``
+watches, they go Django's usual way, so the log shows them as written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Field, QuerySet
 
 _CACHE_ATTRIBUTE = "_chat_prepared_queries"
@@ -36,9 +45,37 @@ def prepared_rows(
         converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
         prepared = cache[name] = (sql, compiler, converters)
     sql, compiler, converters = prepared
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [param])
-        rows = cursor.fetchall()
+    rows = _fetch_all(connection, sql, [param])
     if converters:
         return [tuple(row) for row in compiler.apply_converters(rows, converters)]
     return rows
+
+
+def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """``cursor.execute(sql, params)`` then ``fetchall()``; on SQLite the ``%s`` placeholders are
+    rewritten once per statement rather than on every execute."""
+    return _fetch_all(connections[DEFAULT_DB_ALIAS], sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _qmark(sql: str) -> str:
+    """What Django's SQLite cursor does to a statement with ``%s`` placeholders, once."""
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
+
+
+def _fetch_all(connection: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    if connection.vendor != "sqlite" or connection.queries_logged or connection.execute_wrappers:
+        # Logged (DEBUG, tests capturing queries) or watched: Django's own path, whose log
+        # and wrappers see the statement as written.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    # Django's cursor wrapping (error translation) around a plain sqlite3 cursor instead of the
+    # one that rewrites placeholders: the statement is rewritten already.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection._prepare_cursor(connection.connection.cursor())
+    with cursor:
+        cursor.execute(_qmark(sql), params)
+        return cursor.fetchall()

@@ -28,6 +28,7 @@ from accounts.models import User
 from chatrooms.models import Membership
 from chatrooms.selectors import access_channel
 from core.errors import InvalidInput
+from core.prepared import fetch_all
 from core.sql import uuid_param, values_list
 from core.userlimits import user_rate_allows
 from messaging.models import LobbyRead, Mention, Message, StreamSequence
@@ -163,9 +164,7 @@ def read_states(
     if not parts:
         return {}
     to_uuid = Membership._meta.get_field("channel").target_field.to_python
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
+    rows = fetch_all(" UNION ALL ".join(parts), params)
     states: dict[UUID | None, ReadState] = {}
     for channel_id, last_read_seq, last_seq, unread_count, mention_count in rows:
         key = None if channel_id is None else to_uuid(channel_id)
