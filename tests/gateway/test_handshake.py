@@ -272,3 +272,25 @@ def test_the_servers_copies_of_the_handshake_headers_are_let_go_once_it_is_over(
         pass
 
     handshake_forgotten(other_server_send)  # anything else: left alone
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_database_step_runs_where_database_sync_to_async_runs_it():
+    """``db`` takes the shared sync thread, or asgiref's own choice inside a thread-sensitive context."""
+    import threading
+
+    from asgiref.sync import ThreadSensitiveContext
+
+    from gateway.database import db as step
+
+    shared = await database_sync_to_async(threading.get_ident)()
+    assert await step(threading.get_ident)() == shared != threading.get_ident()
+    async with ThreadSensitiveContext():
+        inside = await database_sync_to_async(threading.get_ident)()
+        assert await step(threading.get_ident)() == inside != shared
+
+    def fails():
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await step(fails)()
