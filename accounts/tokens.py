@@ -7,8 +7,10 @@ blacklist covers refresh tokens only).
 
 from __future__ import annotations
 
-import functools
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -91,22 +93,36 @@ def decode_access(raw: str) -> UUID:
     """Return the session id of a valid access token (refresh tokens are refused).
 
     A token string verified once is not verified again while it has not
-    expired (``_verified_access``): clients reconnecting after a network blip
+    expired (``_verified``): clients reconnecting after a network blip
     or a deploy present the same token, and its signature check cost more
     than the session look-up that follows. Once its expiry has come, it goes
     through simplejwt again (which refuses it, with its leeway).
     """
-    session_id, expires = _verified_access(raw)
+    digest = hashlib.blake2b(raw.encode(), digest_size=16).digest()
+    with _verified_lock:
+        known = _verified.get(digest)
+        if known is not None:
+            _verified.move_to_end(digest)
+    if known is None:
+        token = _verify_access(raw)
+        known = (_session_id(token), float(token["exp"]))
+        with _verified_lock:
+            _verified[digest] = known
+            if len(_verified) > VERIFIED_TOKENS:
+                _verified.popitem(last=False)
+    session_id, expires = known
     if expires <= time.time():
         _verify_access(raw)  # raises: expired
     return session_id
 
 
-@functools.lru_cache(maxsize=4096)
-def _verified_access(raw: str) -> tuple[UUID, float]:
-    """The session id and expiry (epoch seconds) of a valid access token; refusals are not kept."""
-    token = _verify_access(raw)
-    return _session_id(token), float(token["exp"])
+# Verified access tokens, by a 16-byte BLAKE2b digest of the token rather than the
+# token itself (about 300 bytes; another token passing for a verified one would
+# need a 128-bit second preimage): {digest: (session id, expiry in epoch
+# seconds)}, the most recently used last. Refusals are never kept.
+VERIFIED_TOKENS = 4096
+_verified: OrderedDict[bytes, tuple[UUID, float]] = OrderedDict()
+_verified_lock = threading.Lock()
 
 
 def _verify_access(raw: str) -> AccessToken:
@@ -120,7 +136,8 @@ def _verify_access(raw: str) -> AccessToken:
 def _forget_verified_tokens(*, setting: str, **kwargs) -> None:
     """A new signing key or lifetime (tests, mostly) must not meet tokens checked under the old."""
     if setting in {"SIMPLE_JWT", "SECRET_KEY"}:
-        _verified_access.cache_clear()
+        with _verified_lock:
+            _verified.clear()
 
 
 def decode_refresh(raw: str) -> tuple[UUID, str]:

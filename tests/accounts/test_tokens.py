@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import timedelta
 
@@ -198,11 +199,25 @@ def test_a_token_verified_once_is_refused_once_it_expires(make_user):
 
 
 def test_a_refused_token_is_checked_again_and_a_new_key_forgets_verified_ones(session_tokens, settings):
-    tokens._verified_access.cache_clear()
+    tokens._verified.clear()
     with pytest.raises(tokens.InvalidToken):
         tokens.decode_access("not-a-jwt")
-    assert tokens._verified_access.cache_info().currsize == 0  # refusals are not kept
+    assert len(tokens._verified) == 0  # refusals are not kept
     assert tokens.decode_access(session_tokens["access"]) == session_tokens["session"].id
-    assert tokens._verified_access.cache_info().currsize == 1
+    assert len(tokens._verified) == 1
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": "another-key-" + "k" * 40}
-    assert tokens._verified_access.cache_info().currsize == 0  # verified under the old settings
+    assert len(tokens._verified) == 0  # verified under the old settings
+
+
+def test_verified_tokens_are_kept_up_to_a_bound_the_least_recently_used_going_first(make_user, monkeypatch):
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 2)
+    tokens._verified.clear()
+    user = make_user()
+    raws = [tokens.issue_token_pair(LoginSession.objects.create(user=user)).access for _ in range(3)]
+    for raw in raws[:2]:
+        tokens.decode_access(raw)
+    tokens.decode_access(raws[0])  # used again: the most recent
+    tokens.decode_access(raws[2])  # a third: the least recently used (raws[1]) goes
+    assert len(tokens._verified) == 2
+    digest = hashlib.blake2b(raws[1].encode(), digest_size=16).digest()
+    assert digest not in tokens._verified
