@@ -49,7 +49,10 @@ class Hub:
     def __init__(self, layer) -> None:
         self.layer = layer
         self.channel_name: str | None = None
-        self.members: dict[str, set[HubSubscriber]] = {}
+        # A group's local subscribers: the one subscriber itself while it is alone (a user's or a
+        # session's group, mostly: an empty set costs more than the socket's reference), a set
+        # from the second on. ``_members`` reads either as a tuple.
+        self.members: dict[str, set[HubSubscriber] | HubSubscriber] = {}
         self._joined: set[str] = set()  # groups this process's layer channel is in
         self._unjoined: set[str] = set()  # groups whose group_add failed (Redis away): retried
         # Per group while a join or leave of it is under way: [lock, how many hold or await it].
@@ -65,11 +68,17 @@ class Hub:
 
     async def join(self, group: str, subscriber: HubSubscriber) -> None:
         """Deliver ``group``'s envelopes to ``subscriber`` from now on."""
-        self.members.setdefault(group, set()).add(subscriber)
+        current = self.members.get(group)
+        if current is None:
+            self.members[group] = subscriber
+        elif isinstance(current, set):
+            current.add(subscriber)
+        elif current is not subscriber:
+            self.members[group] = {current, subscriber}
         if group in self._joined:
             return
         async with self._locked(group):
-            if group not in self._joined and self.members.get(group):
+            if group not in self._joined and group in self.members:
                 try:
                     await self.layer.group_add(group, self.channel_name)
                 except Exception as exc:
@@ -86,11 +95,20 @@ class Hub:
         members = self.members.get(group)
         if members is None:
             return
-        members.discard(subscriber)
-        if members:
+        if isinstance(members, set):
+            members.discard(subscriber)
+            if len(members) > 1:
+                return
+            if members:  # one left: kept as itself
+                self.members[group] = next(iter(members))
+                return
+            del self.members[group]
+        elif members is subscriber:
+            del self.members[group]
+        else:
             return
         async with self._locked(group):
-            if not self.members.get(group):
+            if group not in self.members:
                 self.members.pop(group, None)
                 self._unjoined.discard(group)
                 if group in self._joined:
@@ -107,7 +125,13 @@ class Hub:
             await self.leave(group, subscriber)
 
     def subscribers(self) -> set[HubSubscriber]:
-        return {subscriber for members in self.members.values() for subscriber in members}
+        return {subscriber for group in self.members for subscriber in self._members(group)}
+
+    def _members(self, group: str) -> tuple[HubSubscriber, ...]:
+        members = self.members.get(group)
+        if members is None:
+            return ()
+        return tuple(members) if isinstance(members, set) else (members,)
 
     async def close_all(self, code: int) -> None:
         """Close every local socket with ``code`` (the process is stopping)."""
@@ -129,8 +153,8 @@ class Hub:
         them after ``group_expiry``, so for it every membership is renewed.
         """
         for group in list(self._unjoined):
-            if self.members.get(group):
-                await self.join(group, next(iter(self.members[group])))
+            if members := self._members(group):
+                await self.join(group, members[0])
             else:
                 self._unjoined.discard(group)
         if not isinstance(self.layer, RedisPubSubChannelLayer):
@@ -155,9 +179,9 @@ class Hub:
 
     def dispatch(self, event: dict[str, Any]) -> None:
         members = self.members.get(event.get("group", ""))
-        if not members:
+        if members is None:
             return
-        for subscriber in tuple(members):
+        for subscriber in tuple(members) if isinstance(members, set) else (members,):
             try:
                 subscriber.hub_event(event)
             except Exception:
