@@ -62,7 +62,8 @@ return count
 )
 
 # Shared by the visibility scripts: the status epoch is unchanged, and record how
-# others see a user (ARGV-style visible flag '1' with a name, or hidden).
+# others see a user (ARGV-style visible flag '1' with a name, or hidden; a user
+# with no live connection is always hidden).
 _LUA_SHOWN = """
 local function epoch_is(key, epoch)
   return tonumber(redis.call('GET', key) or '0') == tonumber(epoch)
@@ -70,6 +71,13 @@ end
 local function set_shown(shown, uid, visible, name)
   if visible == '1' then
     redis.call('HSET', shown, uid, name)
+  else
+    redis.call('HDEL', shown, uid)
+  end
+end
+local function set_shown_if_connected(user_key, shown, uid, visible, name)
+  if redis.call('ZCARD', user_key) > 0 then
+    set_shown(shown, uid, visible, name)
   else
     redis.call('HDEL', shown, uid)
   end
@@ -118,11 +126,7 @@ _LUA_SHOW = (
 if not epoch_is(KEYS[3], ARGV[2]) then
   return 0
 end
-if redis.call('ZCARD', KEYS[1]) > 0 then
-  set_shown(KEYS[2], ARGV[1], ARGV[3], ARGV[4])
-else
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
+set_shown_if_connected(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[4])
 return 1
 """
 )
@@ -133,11 +137,7 @@ _LUA_CHANGED = (
     _LUA_SHOWN
     + """
 redis.call('INCR', KEYS[3])
-if redis.call('ZCARD', KEYS[1]) > 0 then
-  set_shown(KEYS[2], ARGV[1], ARGV[2], ARGV[3])
-else
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
+set_shown_if_connected(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
 """
 )
