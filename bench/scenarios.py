@@ -4,7 +4,7 @@ Every scenario returns rows (plain dicts) with its figures, the delivery
 tally (lost, duplicated, out of order, unacknowledged), the server's and
 the load tool's CPU share, and ``flagged`` when any count is non-zero or a
 request failed. The users come from ``seed_chat --tokens`` (see
-``bench.orchestrate.SEED_PLAN`` for the prefixes and their layout).
+``bench.orchestrate.seed`` for the prefixes and their layout).
 """
 
 from __future__ import annotations
