@@ -6,7 +6,9 @@ startup calls it before the first connection (``gateway.lifespan``); servers
 without lifespan events, and tests, reach it through the first ``connect``.
 Every ``CHAT_HOUSEKEEPING_SECONDS`` the loop renews presence, closes sockets
 of revoked sessions and re-syncs subscriptions with stored memberships: each
-step repairs what a lost envelope or a Redis outage left behind.
+step repairs what a lost envelope or a Redis outage left behind. On SQLite it
+also starts the write-ahead log's checkpointer (``core.sqlite_wal``), so that no
+message's commit pays for a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
+from core.sqlite_wal import start_wal_checkpointer
 from gateway import database
 from gateway.database import db
 from realtime.envelopes import resync_envelope
@@ -36,6 +39,7 @@ async def process_started() -> Hub:
     if task is None or task.done():
         _housekeepers[id(hub)] = asyncio.ensure_future(_housekeep(hub))
     install_graceful_close(hub.close_all)
+    start_wal_checkpointer(settings.CHAT_SQLITE_CHECKPOINT_SECONDS)
     return hub
 
 

@@ -243,6 +243,13 @@ if not 0 < 2 * CHAT_HOUSEKEEPING_SECONDS <= CHAT_PRESENCE_TTL_SECONDS:
         " (one missed heartbeat is not a death)."
     )
 
+# A serving process checkpoints SQLite's write-ahead log every this many
+# seconds from a thread of its own instead of inside a commit (core.sqlite_wal);
+# 0 leaves it to SQLite, in the commit that takes the log past 1,000 pages.
+CHAT_SQLITE_CHECKPOINT_SECONDS = env_float("CHAT_SQLITE_CHECKPOINT_SECONDS", 1.0)
+if CHAT_SQLITE_CHECKPOINT_SECONDS < 0:
+    raise ImproperlyConfigured("CHAT_SQLITE_CHECKPOINT_SECONDS must be 0 (off) or more")
+
 # --- Passwords --------------------------------------------------------------
 
 PASSWORD_HASHERS = [
