@@ -1,34 +1,30 @@
 """Every database step the gateway takes: sync functions, each called once through ``db()``.
 
 The consumer is async; the apps' selectors and services are sync and own their
-transactions. This module is the one place where the two meet: each function
-below is one trip to the database thread (``db``: the thread
-``database_sync_to_async`` uses), never a row-by-row loop across the line, and
-it returns plain values or frames.
+transactions. This module is the one place where the gateway meets them: each
+function below is one trip to the database thread (``db``, from
+``core.database_thread``: the thread ``database_sync_to_async`` uses), never a
+row-by-row loop across the line, and it returns plain values or frames.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from accounts import presence
 from accounts.models import LoginSession, User
 from accounts.selectors import sessions_revoked
 from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
 from chatrooms import selectors as channel_selectors
+from core.database_thread import db  # noqa: F401  (the gateway's steps are called through it)
 from core.userlimits import user_rate_allows
 from messaging import reads
 from messaging import selectors as message_selectors
@@ -37,56 +33,6 @@ from messaging.selectors import StreamPage
 from realtime import frames
 from realtime.groups import LOBBY_STREAM, channel_stream
 from realtime.presence_store import presence_renew
-
-
-def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """Run one sync database step in the shared sync thread, in a copy of the caller's context.
-
-    The thread is the one ``database_sync_to_async`` would pick, and stale
-    connections are closed before and after the step as it does; what it
-    leaves out is its bookkeeping for nesting sync and async code, which no
-    step here does: half of a trip's cost (59 -> 31 us of CPU, measured on a
-    step doing nothing), two or three trips per connect. Inside asgiref's
-    thread-sensitive contexts (Django's HTTP requests) it defers to
-    ``database_sync_to_async``.
-
-    What the step sets in context variables (asgiref's locals for Django's
-    translation and connections) stays in that copy instead of being copied
-    back into the socket's own context, where every idle socket would keep it
-    (about 1 KiB each, measured with ``bench/idle_memory.py``). No step here
-    hands anything back that way.
-    """
-    return functools.partial(_in_database_thread, function)
-
-
-async def _in_database_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    context = contextvars.copy_context()
-    executor = _database_thread()
-    if executor is None:
-        return await database_sync_to_async(function, context=context)(*args, **kwargs)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, context.run, _step, function, args, kwargs)
-
-
-def _database_thread() -> Executor | None:
-    """The executor of the thread asgiref gives thread-sensitive sync code here, or None inside a
-    thread-sensitive context (then asgiref decides)."""
-    current = getattr(AsyncToSync.executors, "current", None)
-    if current is not None:  # under async_to_sync: that sync thread (tests, bench/connect_cost.py)
-        return current
-    if SyncToAsync.thread_sensitive_context.get(None) is not None:
-        return None
-    executor = AsyncToSync.loop_thread_executors.get(asyncio.get_running_loop())
-    return executor if executor is not None else SyncToAsync.single_thread_executor
-
-
-def _step(function: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
-    close_old_connections()
-    try:
-        return function(*args, **kwargs)
-    finally:
-        close_old_connections()
-
 
 _bulk_executor: ThreadPoolExecutor | None = None
 _bulk_lock = threading.Lock()

@@ -13,9 +13,8 @@ import weakref
 from typing import Any
 from uuid import UUID
 
-from channels.db import database_sync_to_async
-
 from accounts.models import User
+from core.database_thread import db
 from messaging.services import SendRequest, SendResult, message_send_batch
 
 MAX_BATCH = 200
@@ -54,9 +53,7 @@ class MessageWriter:
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
-                    outcomes = await database_sync_to_async(message_send_batch)(
-                        requests=[request for request, _ in batch]
-                    )
+                    outcomes = await db(message_send_batch)(requests=[request for request, _ in batch])
                 except Exception as error:  # the commit itself failed: nothing of the batch is stored
                     outcomes = [error] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
