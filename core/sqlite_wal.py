@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
+from django.db.backends.sqlite3.creation import DatabaseCreation
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +101,27 @@ def start_wal_checkpointer(interval: float, alias: str = DEFAULT_DB_ALIAS) -> Wa
     None, and SQLite's automatic checkpoint kept, when ``interval`` is 0 or the
     database is not a SQLite file.
     """
-    connection = connections[alias]
-    if interval <= 0 or connection.vendor != "sqlite" or connection.is_in_memory_db():
+    running = _running.get(alias)
+    if running is not None:
+        return running
+    # The settings, not ``connections[alias]``: on the event loop that would make a connection
+    # object for the caller's context, which a socket's context would keep (3.8 KiB each).
+    database = connections.settings[alias]
+    if interval <= 0 or not _is_sqlite_file(database):
         return None
     with _lock:
         checkpointer = _running.get(alias)
         if checkpointer is None:
-            checkpointer = _running[alias] = WalCheckpointer(str(connection.settings_dict["NAME"]), interval)
+            checkpointer = _running[alias] = WalCheckpointer(str(database["NAME"]), interval)
             connection_created.connect(_no_automatic_checkpoint, dispatch_uid=f"sqlite-wal-{alias}")
             checkpointer.start()
         return checkpointer
+
+
+def _is_sqlite_file(database: dict[str, Any]) -> bool:
+    return database["ENGINE"] == "django.db.backends.sqlite3" and not DatabaseCreation.is_in_memory_db(
+        database["NAME"]
+    )
 
 
 def stop_wal_checkpointer(alias: str = DEFAULT_DB_ALIAS) -> None:

@@ -38,8 +38,8 @@ async def process_started() -> Hub:
     task = _housekeepers.get(id(hub))
     if task is None or task.done():
         _housekeepers[id(hub)] = asyncio.ensure_future(_housekeep(hub))
+        start_wal_checkpointer(settings.CHAT_SQLITE_CHECKPOINT_SECONDS)
     install_graceful_close(hub.close_all)
-    start_wal_checkpointer(settings.CHAT_SQLITE_CHECKPOINT_SECONDS)
     return hub
 
 
