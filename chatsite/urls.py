@@ -19,4 +19,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("web.urls")),
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["chatsite", "gateway", "messaging", "chatrooms", "accounts", "realtime", "core"]
+PACKAGES = ["chatsite", "web", "gateway", "messaging", "chatrooms", "accounts", "realtime", "core"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -43,6 +43,7 @@ def test_the_tree_keeps_its_layers():
         ("realtime/hub.py", "import accounts.presence"),
         ("core/errors.py", "from gateway import consumer"),
         ("messaging/services.py", "def later():\n    from gateway.delivery import MAX_BACKLOG"),
+        ("gateway/consumer.py", "from web import views"),
     ],
 )
 def test_an_import_that_points_up_breaks_the_build(tree_copy: Path, module: str, upward_import: str):

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "accounts",
     "chatrooms",
     "messaging",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -284,6 +285,8 @@ STORAGES = {
 # without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# The client library's TypeScript declarations (chat/chat-client.d.ts) are text, not MPEG video.
+WHITENOISE_MIMETYPES = {".ts": "text/plain"}
 
 # --- REST framework, JWT, OpenAPI -------------------------------------------
 
