@@ -330,6 +330,22 @@ def test_offline_sends_are_queued_and_delivered_once_when_back(context, other_co
     assert sorted(row["content"] for row in rows) == sorted(contents)  # each stored once
 
 
+def test_rate_limited_writes_are_retried_after_retry_after_and_stored_once(context, tmp_path):
+    limits = {"CHAT_MESSAGE_BURST": "5", "CHAT_MESSAGE_RATE": "10"}
+    with running_server(tmp_path, limits) as server:
+        ada = register_and_login(server.base_url, "ada")
+        page = chat_page(context, server, ada)
+        contents = [f"limited {i}" for i in range(25)]
+        start_burst(page, None, contents)
+        acks = all_acked(page, 25)
+        refusals = [e for e in page.evaluate("c.log.errors") if e["code"] == "rate_limited"]
+        assert refusals and all(e["client_id"] and e["retry_after"] > 0 for e in refusals)
+        assert len({ack["id"] for ack in acks}) == 25
+        rows = [row for row in stored(server, ada) if row["content"].startswith("limited ")]
+        assert sorted(row["content"] for row in rows) == sorted(contents)  # each stored once
+        assert page.evaluate("c.pending()") == 0
+
+
 # --- token refresh ---------------------------------------------------------------------------------
 
 

@@ -395,6 +395,13 @@ class Outbox {
     return [...this.#items.values()].filter((item) => item.link !== link);
   }
 
+  /** How many writes sent on `link` still wait for their answer. */
+  inFlightOn(link) {
+    let count = 0;
+    for (const item of this.#items.values()) if (item.link === link) count += 1;
+    return count;
+  }
+
   /** Resolve the write an `ack` answers; false when it is not one of ours. */
   acknowledge(ack) {
     const item = this.#items.get(ack.client_id);
@@ -459,6 +466,8 @@ export class ChatClient {
   #outboxPausedUntil = 0;
   #outboxTimer = null;
   #outboxRetries = 0;
+  // Writes in flight at once: unlimited, down to 1 after a rate limit, then doubling with each ack.
+  #outboxWindow = Infinity;
   #pendingReads = new Map(); // key -> seq to send once connected
   #typingSent = new Map(); // key -> time the last typing frame was sent
   #typingTimers = new Map(); // key -> timer that expires the typing names
@@ -828,7 +837,10 @@ export class ChatClient {
   }
 
   #onAck(frame) {
-    if (this.#outbox.acknowledge(frame)) this.#outboxRetries = 0;
+    if (!this.#outbox.acknowledge(frame)) return;
+    this.#outboxRetries = 0;
+    this.#outboxWindow = this.#outboxWindow >= 32 ? Infinity : this.#outboxWindow * 2;
+    this.#flushOutbox();
   }
 
   #onError(frame, link) {
@@ -933,23 +945,26 @@ export class ChatClient {
     return acked;
   }
 
-  /** Send, in order, every write not yet sent on this connection (only once caught up). */
+  /** Send, in order, the writes not yet sent on this connection (once caught up, within the window). */
   #flushOutbox() {
     const link = this.#link;
     if (this.#state !== "open" || !link || link.catchingUp || Date.now() < this.#outboxPausedUntil) return;
+    let inFlight = this.#outbox.inFlightOn(link);
     for (const item of this.#outbox.unsentOn(link)) {
-      if (!this.#sendFrame(item.frame)) return;
+      if (inFlight >= this.#outboxWindow || !this.#sendFrame(item.frame)) return;
       item.link = link;
+      inFlight += 1;
     }
   }
 
   /** An `error` frame naming one of our writes: retry later, or reject it for good. */
   #writeRefused(frame) {
     if (!RETRYABLE_CODES.has(frame.code)) {
-      const error = new ChatError(frame.detail, { code: frame.code, body: frame });
-      return this.#outbox.refuse(frame.client_id, error);
+      this.#outbox.refuse(frame.client_id, new ChatError(frame.detail, { code: frame.code, body: frame }));
+      return this.#flushOutbox(); // the window it held is free
     }
     if (!this.#outbox.rewindFrom(frame.client_id)) return;
+    this.#outboxWindow = 1; // then one at a time, until acks show the server takes more
     const waitMs = frame.retry_after != null ? frame.retry_after * 1000 : this.#backoff(this.#outboxRetries);
     this.#outboxRetries += 1;
     this.#outboxPausedUntil = Math.max(this.#outboxPausedUntil, Date.now() + waitMs);
