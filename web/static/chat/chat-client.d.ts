@@ -202,7 +202,7 @@ export declare class ChatClient {
   channels(): string[];
   /** A channel's messages held, in position (`seq`) order, edits, deletions and reactions applied. */
   messages(channel: string | null): Message[];
-  /** Whether older messages than those held exist (from the last `history` frame of that channel). */
+  /** Whether older messages than those held exist (the oldest held is not the channel's first position). */
   hasOlder(channel: string | null): boolean;
   readState(channel: string | null): ReadState | undefined;
   /** Usernames others see online. */
