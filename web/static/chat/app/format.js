@@ -22,9 +22,10 @@ export function channelLabel(name, me) {
 }
 
 const PALETTE = 8;
+/** One of the palette's colours for a name, always the same (FNV-1a over its code points). */
 export function avatarColor(username) {
-  let hash = 0;
-  for (const char of username.toLowerCase()) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  let hash = 2166136261;
+  for (const char of username.toLowerCase()) hash = Math.imul(hash ^ char.codePointAt(0), 16777619) >>> 0;
   return `avatar-c${hash % PALETTE}`;
 }
 

@@ -115,8 +115,8 @@ export class Sidebar {
     );
   }
 
-  /** Show the client's connection state; a reconnect counts down to its next attempt. */
-  renderConnection(event) {
+  /** Show the client's connection state in the pill and in `mirrors`; a reconnect counts down. */
+  renderConnection(event, mirrors = []) {
     clearInterval(this.countdown);
     this.conn.dataset.state = event.state;
     const labels = {
@@ -127,14 +127,14 @@ export class Sidebar {
       const until = Date.now() + (event.delayMs ?? 0);
       const tick = () => {
         const seconds = Math.ceil((until - Date.now()) / 1000);
-        this.connLabel.textContent = seconds > 0 ? `Reconnecting in ${seconds}s` : "Reconnecting…";
+        const text = seconds > 0 ? `Reconnecting in ${seconds}s` : "Reconnecting…";
+        for (const label of [this.connLabel, ...mirrors]) label.textContent = text;
       };
       tick();
       this.countdown = setInterval(tick, 250);
     } else {
-      this.connLabel.textContent = labels[event.state] ?? event.state;
+      for (const label of [this.connLabel, ...mirrors]) label.textContent = labels[event.state] ?? event.state;
     }
-    return this.connLabel.textContent;
   }
 
   stop() {

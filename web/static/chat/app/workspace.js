@@ -131,16 +131,18 @@ export class Workspace {
   }
 
   onConnection(event) {
-    const text = this.sidebar.renderConnection(event);
     const banners = {
       reconnecting: "Connection lost. Messages you send will be delivered once it is back.",
       offline: "You are offline. Messages you send will be delivered once you are back online.",
       forbidden: "The server refused this account.",
     };
+    const label = h("strong");
+    this.sidebar.renderConnection(event, [label]);
     this.banner.hidden = !banners[event.state];
-    if (banners[event.state]) fill(this.banner, h("span", { class: "conn-dot", "aria-hidden": "true" }), h("strong", {}, text), " ", banners[event.state]);
+    fill(this.banner, h("span", { class: "conn-dot", "aria-hidden": "true" }), label, " ", banners[event.state] ?? "");
     this.banner.dataset.state = event.state;
     this.composer.setPending(this.client.pending());
+    this.updatePresence();
     if (event.state === "open") {
       this.refreshChannels();
       this.seedPresence();
@@ -351,7 +353,7 @@ export class Workspace {
 
   updatePresence() {
     for (const dot of document.querySelectorAll("[data-presence-user]")) dot.dataset.presence = this.presenceOf(dot.dataset.presenceUser);
-    if (this.kindOf(this.current) === "direct") this.renderHeader();
+    if (this.current !== null && this.kindOf(this.current) === "direct") this.renderHeader();
   }
 
   async setStatus(status) {
