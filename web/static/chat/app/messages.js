@@ -112,6 +112,7 @@ export class MessageList {
   rows() {
     const ws = this.ws;
     const messages = ws.currentMessages();
+    const byId = new Map(messages.map((message) => [message.id, message]));
     const rows = [];
     const olderExists = ws.hasOlder();
     if (ws.loadingOlder || ws.awaitingFirst()) {
@@ -142,7 +143,7 @@ export class MessageList {
           && dayKey(previous.created_at) === day
           && new Date(message.created_at) - new Date(previous.created_at) < GROUP_GAP_MS,
       );
-      const parent = message.reply_to ? ws.parentOf(message.reply_to) : null;
+      const parent = message.reply_to ? byId.get(message.reply_to) ?? ws.parentOf(message.reply_to) : null;
       const editing = ws.editingId === message.id;
       const sig = [message.rev, message.deleted, grouped, editing, parent ? `${parent.id}:${parent.rev}` : "-", ws.canDelete(message)].join("|");
       rows.push({ key: message.id, sig, build: () => this.message(message, { grouped, parent, editing }) });

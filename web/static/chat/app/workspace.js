@@ -455,9 +455,8 @@ export class Workspace {
     return this.client.messages(message.channel).find((held) => held.id === message.id) ?? message;
   }
 
+  /** A replied-to message not held in the channel (further up): fetched once, then re-rendered. */
   parentOf(id) {
-    const held = this.currentMessages().find((message) => message.id === id);
-    if (held) return held;
     if (!this.parents.has(id)) {
       this.parents.set(id, null);
       this.track(this.client.api(`/api/messages/${encodeURIComponent(id)}`)).then((message) => {
