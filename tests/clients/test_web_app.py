@@ -215,10 +215,12 @@ def test_a_person_registers_chats_reacts_edits_deletes_and_reads_a_direct_messag
         badge = channel_item(ada, dm).locator('[data-testid="unread-badge"], [data-testid="mention-badge"]')
         expect(badge).to_have_count(1, timeout=SLOW)
         expect(badge).to_have_text("@1")  # bob's message names ada: a mention
+        expect(ada).to_have_title(f"(1) #{channel} · Chat")
         open_channel(ada, dm)
         mention = message_with(ada, f"On it, @{ada_name}").get_by_test_id("mention")
         expect(mention).to_have_text(f"@{ada_name}")
         expect(badge).to_have_count(0, timeout=SLOW)
+        expect(ada).to_have_title(f"{bob_name} · Chat")
 
         # Typing shows on the other side, and bob shows as online there.
         # (typed slowly, as a person types: the server forwards one typing event per 2 s)
@@ -237,6 +239,18 @@ def test_a_person_registers_chats_reacts_edits_deletes_and_reads_a_direct_messag
         expect(ada.get_by_test_id("auth-form")).to_be_visible()
 
         assert ada.problems == [] and bob.problems == [], ada.problems + bob.problems
+
+
+def test_a_wrong_password_is_refused_on_the_form(context, module_server):
+    account = register_and_login(module_server.base_url, "forgetful")
+    page = open_app(context, module_server)
+    page.get_by_test_id("auth-username").fill(account["username"])
+    page.get_by_test_id("auth-password").fill("not-the-password")
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("auth-status")).to_have_text("Wrong username or password.")
+    expect(page.get_by_test_id("auth-password")).to_be_visible()
+    log_in_page(page, account["username"])
+    expect(page).to_have_title("lobby · Chat")
 
 
 def test_browsing_joining_and_leaving_channels_and_a_private_one(context, module_server):

@@ -1,15 +1,20 @@
 // The sign-in screen: one card, two tabs (log in, create an account).
 
+import { ChatError } from "../chat-client.js";
 import { h, fill, icon } from "./dom.js";
 
-/** A ChatError's message for a person: field errors by field, else its detail. */
+/** A failure's message for a person: a ChatError's detail, or what a failed request means. */
 export function describeError(error) {
-  if (error?.status === 429 || error?.code === "rate_limited") {
-    return `Too many attempts. Try again in ${error.retryAfter ?? "a few"} seconds.`;
+  if (!(error instanceof ChatError)) {
+    return error instanceof TypeError
+      ? "The server cannot be reached. Check your connection."
+      : error?.message || "Something went wrong. Please try again.";
   }
-  if (error?.status === 401) return "Wrong username or password.";
-  if (error?.status === 0 || error instanceof TypeError) return "The server cannot be reached. Check your connection.";
-  return error?.detail || error?.message || "Something went wrong. Please try again.";
+  if (error.status === 429 || error.code === "rate_limited") {
+    return `Too many requests. Try again in ${error.retryAfter ?? "a few"} seconds.`;
+  }
+  if (error.status === 401) return "Your session has ended. Log in again.";
+  return error.detail || error.message || "Something went wrong. Please try again.";
 }
 
 function fieldErrors(error) {
@@ -105,7 +110,7 @@ export function showAuth(root, { onLogin, onRegister, notice = "" }) {
       const errors = fieldErrors(error);
       const shown = Object.entries(errors).filter(([name, text]) => showFieldError(name, text));
       if (!shown.length) {
-        status.textContent = describeError(error);
+        status.textContent = error instanceof ChatError && error.status === 401 ? "Wrong username or password." : describeError(error);
         status.classList.add("is-error");
       }
     } finally {

@@ -241,7 +241,7 @@ export class Workspace {
     this.list.reset(read && read.unread > 0 ? read.last_read_seq : null);
     const label = channelLabel(name, this.me);
     this.composer.setChannel(name, this.kindOf(name) === "direct" ? label : name === "" ? "the lobby" : `#${label}`);
-    document.title = `${this.kindOf(name) === "public" ? "#" : ""}${label} · Chat`;
+    this.updateTitle();
     this.renderHeader();
     this.sidebar.render();
     this.list.render();
@@ -304,12 +304,23 @@ export class Workspace {
       this.dirty.clear();
       if (this.ended) return;
       this.sidebar.render();
+      this.updateTitle();
       if (dirty.some((name) => sameName(name, this.current))) {
         this.list.render();
         this.maybeMarkRead();
       }
       this.composer.setPending(this.client.pending());
     }, 0);
+  }
+
+  /** The tab's title: the open channel, after the number of unread messages elsewhere. */
+  updateTitle() {
+    const name = this.current;
+    const unread = ["", ...this.client.channels()]
+      .filter((channel) => !sameName(channel, name))
+      .reduce((sum, channel) => sum + (this.client.readState(arg(channel))?.unread ?? 0), 0);
+    const label = `${this.kindOf(name) === "public" ? "#" : ""}${channelLabel(name, this.me)}`;
+    document.title = `${unread ? `(${unread}) ` : ""}${label} · Chat`;
   }
 
   /** Move the read position when the open channel is seen: the window is visible and focused. */
