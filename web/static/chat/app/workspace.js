@@ -105,8 +105,8 @@ export class Workspace {
       c.on("subscribed", membership),
       c.on("unsubscribed", membership),
       c.on("channel_deleted", membership),
-      c.on("member_joined", membership),
-      c.on("member_left", membership),
+      c.on("member_joined", (frame) => this.countMember(frame.channel, +1)),
+      c.on("member_left", (frame) => this.countMember(frame.channel, -1)),
       c.on("ack", () => this.composer.setPending(c.pending())),
       c.on("error", (frame) => {
         if (!frame.client_id) this.toast(frame.detail || frame.code);
@@ -208,6 +208,14 @@ export class Workspace {
   rememberChannel(channel) {
     this.info.set(channel.name.toLowerCase(), { ...this.info.get(channel.name.toLowerCase()), ...channel });
     if (sameName(channel.name, this.current)) this.renderHeader();
+  }
+
+  /** Someone joined or left: the header's member count follows without asking the server. */
+  countMember(name, delta) {
+    const info = this.info.get(name.toLowerCase());
+    if (info?.member_count === undefined) return;
+    info.member_count = Math.max(0, info.member_count + delta);
+    if (sameName(name, this.current)) this.renderHeader();
   }
 
   kindOf(name) {
