@@ -105,8 +105,8 @@ export class Workspace {
       c.on("subscribed", membership),
       c.on("unsubscribed", membership),
       c.on("channel_deleted", membership),
-      c.on("member_joined", (frame) => this.countMember(frame.channel, +1)),
-      c.on("member_left", (frame) => this.countMember(frame.channel, -1)),
+      c.on("member_joined", (frame) => this.countMember(frame, +1)),
+      c.on("member_left", (frame) => this.countMember(frame, -1)),
       c.on("ack", () => this.composer.setPending(c.pending())),
       c.on("error", (frame) => {
         if (!frame.client_id) this.toast(frame.detail || frame.code);
@@ -210,10 +210,13 @@ export class Workspace {
     if (sameName(channel.name, this.current)) this.renderHeader();
   }
 
-  /** Someone joined or left: the header's member count follows without asking the server. */
-  countMember(name, delta) {
+  /**
+   * Someone else joined or left: the header's member count follows without asking the server.
+   * (Your own joins and leaves come with `subscribed`/`unsubscribed`, which reload your channels.)
+   */
+  countMember({ channel: name, username }, delta) {
     const info = this.info.get(name.toLowerCase());
-    if (info?.member_count === undefined) return;
+    if (sameName(username, this.me) || info?.member_count === undefined) return;
     info.member_count = Math.max(0, info.member_count + delta);
     if (sameName(name, this.current)) this.renderHeader();
   }
