@@ -379,7 +379,7 @@ def test_message_content_is_shown_as_text_never_as_html(context, module_server):
     assert page.evaluate("() => window.__pwned") is None
 
 
-def test_the_connection_indicator_shows_reconnecting_while_the_server_is_down(browser, tmp_path):
+def test_the_connection_indicator_shows_reconnecting_and_offline(browser, tmp_path):
     with running_server(tmp_path) as server:
         account = register_and_login(server.base_url, "conn")
         context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -404,6 +404,14 @@ def test_the_connection_indicator_shows_reconnecting_while_the_server_is_down(br
             expect(page.get_by_test_id("connection-banner")).to_be_hidden()
             expect(message_with(page, "sent while the server was down")).to_have_count(1, timeout=SLOW)
             expect(page.get_by_test_id("pending")).to_have_text("")
+
+            # The browser reports no network: "Offline", then connected again once it is back.
+            context.set_offline(True)
+            expect(connection).to_have_attribute("data-state", "offline", timeout=SLOW)
+            expect(connection).to_have_text("Offline")
+            context.set_offline(False)
+            expect(connection).to_have_attribute("data-state", "open", timeout=60_000)
+            expect(connection).to_have_text("Connected")
         finally:
             context.close()
 
