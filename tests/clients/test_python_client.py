@@ -358,11 +358,30 @@ async def test_three_second_tokens_are_refreshed_while_sending(tmp_path, clients
         assert len(seen.of("tokens")) >= 3
         assert "logged_out" not in seen.states() and client.state == "open"
 
-        # The first access token has expired: the client's current pair opens a new socket and serves REST.
+        # The first access token has expired: the client's current pair opens new sockets and serves
+        # REST. Sockets closed and opened again while the tokens turn over: a refresh that close()
+        # cuts short still keeps the rotated pair (dropping it would leave only a spent refresh token).
         expired = await asyncio.to_thread(rest_get, server, "/api/users/me", first.access)
         assert expired.status_code == 401
-        await client.close()
-        await asyncio.wait_for(client.connect(), 30)
+        deadline = time.monotonic() + 8
+        cycles = 0
+        while time.monotonic() < deadline:
+            await client.close()
+            await asyncio.wait_for(client.connect(), 30)
+            await asyncio.wait_for(client.send(None, f"cycle {cycles}"), 30)
+            await asyncio.sleep(0.05 * (cycles % 20))
+            cycles += 1
+        assert "logged_out" not in seen.states()
+        assert (await client.api("GET", "/api/users/me"))["username"] == name_of(client)
+
+        # The same, made certain: a refresh whose caller is cancelled once it has started.
+        await client.close()  # no refresher running: the call below is the only refresh
+        held = client.tokens
+        await asyncio.sleep(2)  # the access token is now due for a refresh
+        caller = asyncio.create_task(client.api("GET", "/api/users/me"))
+        await asyncio.sleep(0)  # the refresh has started
+        caller.cancel()
+        await until(lambda: client.tokens != held, "the rotated pair is kept", timeout=15)
         assert (await client.api("GET", "/api/users/me"))["username"] == name_of(client)
         # The first refresh token was rotated out (reusing it ends the session, so this comes last).
         reused = await asyncio.to_thread(

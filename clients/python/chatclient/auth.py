@@ -1,7 +1,7 @@
 """Tokens: log in, refresh before expiry (rotating the refresh token), and REST calls that use them.
 
-One refresh at a time: the refresh token is rotated on every use and reusing
-an old one is refused, so two concurrent refreshes would log the client out.
+One refresh at a time: the refresh token is rotated on every use, and reusing
+an old one ends the session, so two concurrent refreshes would log the client out.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Auth:
         self.margin = margin
         self.on_tokens = on_tokens
         self.refreshes = 0  # refresh requests made (for logs and tests)
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[Tokens] | None = None  # the refresh under way
         self._tokens = tokens
         self._received = time.time()
         self._changed = asyncio.Event()  # set whenever the tokens change
@@ -107,25 +107,32 @@ class Auth:
 
     async def refresh(self) -> Tokens:
         """Exchange the refresh token for a new pair. Raises ``LoggedOut`` when the server refuses
-        it, ``OSError`` or ``ChatError`` (429, 5xx) when it is worth trying again later."""
-        held = self._tokens
-        async with self._lock:
-            if self._tokens is not held and self._tokens is not None:
-                return self._tokens  # refreshed by another caller while this one waited
+        it, ``OSError`` or ``ChatError`` (429, 5xx) when it is worth trying again later.
+
+        Callers share the one exchange in flight, and a caller that is cancelled (``close()``)
+        does not cancel it: the server has rotated the refresh token by then, and a client that
+        dropped the answer would hold only the old one, whose reuse ends the session.
+        """
+        if self._inflight is None or self._inflight.done():
             if self._tokens is None:
                 raise LoggedOut()
-            self.refreshes += 1
-            try:
-                answer = await self.rest.call(
-                    "POST", "/api/auth/refresh", body={"refresh": self._tokens.refresh}
-                )
-            except ChatError as error:
-                if error.status in (400, 401):
+            self._inflight = asyncio.ensure_future(self._exchange(self._tokens))
+            self._inflight.add_done_callback(_retrieve)
+        return await asyncio.shield(self._inflight)
+
+    async def _exchange(self, held: Tokens) -> Tokens:
+        self.refreshes += 1
+        try:
+            answer = await self.rest.call("POST", "/api/auth/refresh", body={"refresh": held.refresh})
+        except ChatError as error:
+            if error.status in (400, 401):
+                if self._tokens is held:
                     self._store(None)
-                    raise LoggedOut(error.detail) from error
-                raise
-            self._store(Tokens(access=answer["access"], refresh=answer["refresh"]))
-            return self._tokens
+                raise LoggedOut(error.detail) from error
+            raise
+        tokens = Tokens(access=answer["access"], refresh=answer["refresh"])
+        self._store(tokens)
+        return tokens
 
     async def access(self, *, force: bool = False) -> str:
         """An access token worth presenting: refreshed first when due (or ``force``)."""
@@ -134,7 +141,8 @@ class Auth:
         left = self.seconds_until_refresh()
         if force or (left is not None and left <= 0):
             await self.refresh()
-        assert self._tokens is not None
+        if self._tokens is None:
+            raise LoggedOut()
         return self._tokens.access
 
     async def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -167,3 +175,9 @@ class Auth:
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
+
+
+def _retrieve(exchange: asyncio.Future[Tokens]) -> None:
+    """Mark a refresh's failure as seen: its callers may all have been cancelled."""
+    if not exchange.cancelled():
+        exchange.exception()
