@@ -340,6 +340,25 @@ async def test_resume_follows_has_more_until_nothing_is_missed(limits_server, cl
     assert reader.position(channel) == writer.position(channel)
 
 
+async def test_a_channel_joined_while_connected_resumes_from_the_join(limits_server, clients):
+    writer = await new_client(limits_server, clients, "wr")
+    reader = await new_client(limits_server, clients, "rd")
+    channel = unique("joined")
+    await writer.create_channel(channel)
+    await writer.connect()
+    old = [(await writer.send(channel, f"old {n}"))["id"] for n in range(3)]
+    await reader.connect()
+    await reader.join(channel)
+    await until(lambda: channel in reader.channels(), "the reader is subscribed")
+    await reader.close()
+    missed = [(await writer.send(channel, f"missed {n}"))["id"] for n in range(4)]
+    seen = Recorder(reader)
+    await asyncio.wait_for(reader.connect(), 60)
+    assert [m["id"] for m in seen.messages(channel)] == missed  # from the join on, none of before
+    assert [m["id"] for m in reader.messages(channel)][-4:] == missed
+    assert not set(old) & {m["id"] for m in seen.messages(channel)}
+
+
 # --- 4. token refresh ---------------------------------------------------------------------
 
 

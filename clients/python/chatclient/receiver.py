@@ -78,12 +78,18 @@ class Receiver:
     # --- catching up ------------------------------------------------------------
 
     async def _ready(self, frame: dict[str, Any]) -> None:
-        self.state.apply_ready(frame)
-        names = self.state.names
+        """Take the positions to resume from: those held, and for a channel joined while connected
+        and silent since, the read position ``ready`` gives (a new member's starts at the join)."""
+        state = self.state
+        state.apply_ready(frame)
+        for key in state.joined & set(state.names):
+            read = state.reads.get(key)
+            state.note_position(key, read["last_read_seq"] if read else 0)
+        state.joined.clear()
         self.catchup.resume = {
-            names.get(key, key): position
-            for key, position in self.state.positions.items()
-            if key == "" or key in names
+            state.names.get(key, key): position
+            for key, position in state.positions.items()
+            if state.subscribed(key)
         }
 
     async def _history(self, frame: dict[str, Any]) -> None:
@@ -191,7 +197,10 @@ class Receiver:
         self.state.note_typing(frame)
 
     async def _subscribed(self, frame: dict[str, Any]) -> None:
-        self.state.names[channel_key(frame["channel"])] = frame["channel"]
+        key = channel_key(frame["channel"])
+        self.state.names[key] = frame["channel"]
+        if key not in self.state.positions:
+            self.state.joined.add(key)
 
     async def _unsubscribed(self, frame: dict[str, Any]) -> None:
         self.state.forget(channel_key(frame["channel"]))

@@ -29,6 +29,7 @@ class ChatState:
         self.user: User | None = None
         self.names: dict[str, str] = {}  # key -> channel name as stored (subscribed channels)
         self.positions: dict[str, int] = {}  # key -> highest seq or rev seen
+        self.joined: set[str] = set()  # keys subscribed while connected, with no position yet
         self.reads: dict[str, ReadState] = {}
         self.older: dict[str, bool] = {}  # key -> older messages exist than those held
         self.online: set[str] = set()
@@ -58,7 +59,8 @@ class ChatState:
         return None
 
     def note_position(self, key: str, position: int) -> None:
-        if position > self.positions.get(key, 0):
+        """Record a position seen (0 too: syncing an empty channel from 0 misses nothing)."""
+        if position > self.positions.get(key, -1):
             self.positions[key] = position
 
     def messages(self, key: str) -> list[Message]:
@@ -84,6 +86,7 @@ class ChatState:
             self._order,
         ):
             table.pop(key, None)
+        self.joined.discard(key)
 
     # --- channels, reads, presence --------------------------------------------
 
