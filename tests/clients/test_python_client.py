@@ -166,6 +166,26 @@ async def test_a_restart_mid_burst_loses_nothing_and_stores_nothing_twice(tmp_pa
         assert [m["id"] for m in stored] == ids_in_order
 
 
+async def test_rate_limited_sends_are_retried_in_order(tmp_path, clients):
+    with running_server(tmp_path, {"CHAT_MESSAGE_BURST": "3", "CHAT_MESSAGE_RATE": "4"}) as server:
+        client = await new_client(server, clients)
+        seen = Recorder(client)
+        client.on("error", seen.events.append)
+        await client.connect()
+        acks = await asyncio.wait_for(
+            asyncio.gather(*(client.send(None, f"limited {n}") for n in range(12))), 60
+        )
+        refusals = [e for e in seen.of("error") if e["code"] == "rate_limited"]
+        assert refusals and all(e["retry_after"] > 0 for e in refusals)  # the limit was hit
+        assert [ack["seq"] for ack in acks] == sorted(ack["seq"] for ack in acks)  # stored in order
+        assert client.tokens is not None
+        page = await asyncio.to_thread(
+            rest_get, server, "/api/messages?channel=&limit=50", client.tokens.access
+        )
+        stored = [m["content"] for m in page.json()["results"]]
+        assert stored == [f"limited {n}" for n in range(12)]  # each once
+
+
 # --- 2. close codes and the backoff --------------------------------------------------------
 
 
@@ -425,6 +445,14 @@ async def test_state_applies_edits_deletions_and_reactions_and_drops_duplicates(
     acks = [await author.send(channel, content) for content in contents]
     first, second, third, fourth = (ack["id"] for ack in acks)
     await until(lambda: len(reader.messages(channel)) == 4, "the reader has four messages")
+    iterated: list[dict] = []
+
+    async def iterate() -> None:
+        async for event in reader.events(["message_updated"]):
+            iterated.append(event)
+
+    iterating = asyncio.create_task(iterate())
+    await asyncio.sleep(0)  # the iterator is registered
 
     await author.edit(first, "state 0, edited")
     await author.react(second, "👍")
@@ -481,6 +509,11 @@ async def test_state_applies_edits_deletions_and_reactions_and_drops_duplicates(
     await until(lambda: reader.read_state(channel)["unread"] == 0, "the badge clears")
     assert reader.read_state(channel)["last_read_seq"] == reader.position(channel)
     assert name_of(author) in reader.online()
+
+    # events() yields what handlers got, and ends with close().
+    await reader.close()
+    await asyncio.wait_for(iterating, 10)
+    assert iterated == updates
 
 
 # --- 6. the echo bot ----------------------------------------------------------------------

@@ -5,7 +5,9 @@ once, and again on every later connection until an ``ack`` (or, for a
 ``history`` request, the answer) settles it: the server stores a message
 once per ``client_id``, so a resend after a lost ``ack`` costs nothing.
 Writes go out in the order they were made; one refused for a rate limit
-holds back those after it until its ``retry_after`` has passed.
+holds back those after it until its ``retry_after`` has passed, and from
+then until the queue is empty writes go one at a time, each once the one
+before is answered, so that a retried write is never overtaken.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Pending:
 class Outbox:
     def __init__(self) -> None:
         self._entries: dict[str, Pending] = {}  # by client_id, in the order written
+        self.paced = False  # since a rate limit: one write in flight at a time, until the queue drains
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -64,10 +67,14 @@ class Outbox:
                     self._entries.pop(entry.client_id, None)
                 continue
             if entry.sent_on == connection:
+                if self.paced:
+                    return  # wait for its answer
                 continue
             if entry.not_before > now:
                 return
             yield entry
+            if self.paced:
+                return
 
     def next_retry(self) -> float | None:
         """Seconds until the earliest held-back entry may be written."""
@@ -81,7 +88,12 @@ class Outbox:
             return False
         if not entry.future.done():
             entry.future.set_result(frame)
+        self._settled()
         return True
+
+    def _settled(self) -> None:
+        if not self._entries:
+            self.paced = False
 
     def answered(self, frame: dict[str, Any]) -> bool:
         """Settle the oldest written ``history`` request for the channel of this ``history`` frame."""
@@ -91,6 +103,7 @@ class Outbox:
                 del self._entries[entry.client_id]
                 if not entry.future.done():
                     entry.future.set_result(frame)
+                self._settled()
                 return True
         return False
 
@@ -106,15 +119,18 @@ class Outbox:
         if frame.get("code") in RETRIED_CODES:
             wait = float(frame.get("retry_after") or DEFAULT_RETRY_SECONDS)
             entry.sent_on, entry.not_before = None, time.monotonic() + wait
+            self.paced = True
             return wait
         del self._entries[entry.client_id]
         if not entry.future.done():
             entry.future.set_exception(ChatError.from_frame(frame))
+        self._settled()
         return None
 
     def fail_all(self, error: ChatError) -> None:
         """The session ended for good: every caller still waiting gets ``error``."""
         entries, self._entries = list(self._entries.values()), {}
+        self.paced = False
         for entry in entries:
             if not entry.future.done():
                 entry.future.set_exception(error)

@@ -107,7 +107,8 @@ class Receiver:
             for message in frame["messages"]:
                 self._apply(message, emit=False)
             self.state.older[channel_key(frame.get("channel"))] = bool(frame.get("has_more"))
-            self.outbox.answered(frame)
+            if self.outbox.answered(frame) and self.outbox.paced:
+                self._retry_later(0)
 
     def _apply_connect_history(self, frame: dict[str, Any]) -> None:
         """Apply the messages of channels not resumed by sync; take every other subscribed channel's
@@ -172,7 +173,8 @@ class Receiver:
         return applied
 
     async def _ack(self, frame: dict[str, Any]) -> None:
-        self.outbox.acknowledged(frame)
+        if self.outbox.acknowledged(frame) and self.outbox.paced:
+            self._retry_later(0)  # the next write may go now
 
     async def _error(self, frame: dict[str, Any]) -> None:
         if frame.get("client_id") and frame.get("client_id") == self.catchup.sync_id:
@@ -184,8 +186,8 @@ class Receiver:
                 self._finish_catchup()
             return
         wait = self.outbox.refused(frame)
-        if wait is not None:
-            self._retry_later(wait)
+        if wait is not None or self.outbox.paced:
+            self._retry_later(wait or 0)
 
     async def _read(self, frame: dict[str, Any]) -> None:
         self.state.apply_read(frame)
