@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.servers import ServerProcess, running_server
+from tests.servers import ServerProcess, bearer, running_server
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
@@ -49,14 +51,27 @@ def browser():
             launched.close()
 
 
-@pytest.fixture
-def context(browser):
-    """A fresh browser context (its own storage), closed after the test."""
+@contextmanager
+def new_person(browser):
+    """A fresh browser context (its own storage: one person), closed on the way out."""
     opened = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def context(browser):
+    with new_person(browser) as opened:
+        yield opened
+
+
+@pytest.fixture
+def other_context(browser):
+    """A second person in the same test."""
+    with new_person(browser) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +90,15 @@ def client_page(context, server: ServerProcess):
         " window.ChatClient = m.ChatClient; window.ChatError = m.ChatError; }"
     )
     return page
+
+
+def post_message(server: ServerProcess, account: dict, channel: str | None, content: str) -> dict:
+    """A message stored through REST (``POST /api/messages``), as another client would send it."""
+    answer = requests.post(
+        f"{server.base_url}/api/messages",
+        json={"channel": channel, "content": content},
+        headers=bearer(account),
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()

@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.clients.conftest import client_page
+from tests.clients.conftest import client_page, post_message
 from tests.conftest import DEFAULT_PASSWORD
 from tests.servers import ServerProcess, bearer, register_and_login, running_server
 
@@ -157,25 +157,19 @@ def stored(server: ServerProcess, account: dict, channel: str = "") -> list[dict
     return answer.json()["results"]
 
 
-def post(server: ServerProcess, account: dict, channel: str | None, content: str) -> dict:
-    answer = requests.post(
-        f"{server.base_url}/api/messages",
-        json={"channel": channel, "content": content},
-        headers=bearer(account),
-        timeout=30,
+def connect_recording(page, account: dict) -> None:
+    """Log ``account`` in on ``page`` as ``window.c``, its sockets recorded in ``c.log``, and connect."""
+    page.evaluate(RECORDERS)
+    page.evaluate(
+        """async ([username, password]) => {
+             const log = { opened: [], sent: [] };
+             window.c = makeClient({ WebSocket: recordingWebSocket(log) });
+             Object.assign(c.log, log);
+             await c.login(username, password);
+             await c.connect();
+           }""",
+        [account["username"], DEFAULT_PASSWORD],
     )
-    assert answer.status_code == 201, answer.text
-    return answer.json()
-
-
-@pytest.fixture
-def other_context(browser):
-    """A second browser context: a second person, with storage of their own."""
-    opened = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 # --- two people chat --------------------------------------------------------------------------
@@ -231,17 +225,7 @@ def test_sigterm_restart_mid_burst_loses_and_duplicates_nothing(context, other_c
         ada = register_and_login(server.base_url, "ada")
         bob = register_and_login(server.base_url, "bob")
         page_a = client_page(context, server)
-        page_a.evaluate(RECORDERS)
-        page_a.evaluate(
-            """async ([username, password]) => {
-                 const log = { opened: [], sent: [] };
-                 window.c = makeClient({ WebSocket: recordingWebSocket(log) });
-                 Object.assign(c.log, log);
-                 await c.login(username, password);
-                 await c.connect();
-               }""",
-            [ada["username"], DEFAULT_PASSWORD],
-        )
+        connect_recording(page_a, ada)
         page_b = chat_page(other_context, server, bob)
         page_a.evaluate("() => c.createChannel('burst')")
         page_b.evaluate("() => c.join('burst')")
@@ -589,29 +573,19 @@ def test_resume_follows_has_more_until_every_missed_message_is_held(context, tmp
         ada = register_and_login(server.base_url, "ada")
         bob = register_and_login(server.base_url, "bob")
         page = client_page(context, server)
-        page.evaluate(RECORDERS)
-        page.evaluate(
-            """async ([username, password]) => {
-                 const log = { opened: [], sent: [] };
-                 window.c = makeClient({ WebSocket: recordingWebSocket(log) });
-                 Object.assign(c.log, log);
-                 await c.login(username, password);
-                 await c.connect();
-               }""",
-            [ada["username"], DEFAULT_PASSWORD],
-        )
+        connect_recording(page, ada)
         noise = requests.post(
             f"{server.base_url}/api/channels/", json={"name": "noise"}, headers=bearer(bob), timeout=30
         )
         assert noise.status_code == 201
         page.evaluate("() => c.join('noise')")
-        seen = post(server, bob, None, "seen before closing")
+        seen = post_message(server, bob, None, "seen before closing")
         wait_js(page, "(id) => c.messages(null).some((m) => m.id === id)", seen["id"])
         page.evaluate("() => c.close()")
 
-        missed = [post(server, bob, None, f"missed {i}") for i in range(12)]
+        missed = [post_message(server, bob, None, f"missed {i}") for i in range(12)]
         for i in range(50):  # the newest 50 across channels: the connect history holds none of the 12
-            post(server, bob, "noise", f"noise {i}")
+            post_message(server, bob, "noise", f"noise {i}")
 
         page.evaluate(
             """() => {
@@ -810,7 +784,7 @@ def test_channels_read_state_typing_and_history_through_the_client(context, othe
 
     contents = [f"line {i}" + (" needle" if i == 7 else "") for i in range(60)]
     for content in contents:
-        post(module_server, bob, club, content)
+        post_message(module_server, bob, club, content)
     for page in (page_a, second_a):
         wait_js(page, "(name) => c.messages(name).length === 60", club)
         assert page.evaluate("(name) => c.readState(name).unread", club) == 60  # counted from live frames

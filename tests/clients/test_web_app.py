@@ -15,7 +15,7 @@ import requests
 from playwright.sync_api import Page, expect
 from websockets.sync.client import connect as ws_connect
 
-from tests.clients.conftest import SCREENSHOTS, needs_chromium
+from tests.clients.conftest import SCREENSHOTS, needs_chromium, new_person, post_message
 from tests.conftest import DEFAULT_PASSWORD
 from tests.servers import bearer, register_and_login, running_server
 
@@ -123,10 +123,8 @@ def direct_name(*usernames: str) -> str:
 def test_a_person_registers_chats_reacts_edits_deletes_and_reads_a_direct_message(browser, module_server):
     ada_name, bob_name, channel = unique("ada"), unique("bob"), unique("design-")
     with ExitStack() as stack:
-        ada_context = browser.new_context(viewport={"width": 1280, "height": 800})
-        stack.callback(ada_context.close)
-        bob_context = browser.new_context(viewport={"width": 1280, "height": 800})
-        stack.callback(bob_context.close)
+        ada_context = stack.enter_context(new_person(browser))
+        bob_context = stack.enter_context(new_person(browser))
         ada = open_app(ada_context, module_server)
         register_in_page(ada, ada_name)
 
@@ -345,16 +343,7 @@ def test_message_content_is_shown_as_text_never_as_html(context, module_server):
     requests.post(
         f"{module_server.base_url}/api/channels/{channel}/join", headers=bearer(reader), timeout=30
     ).raise_for_status()
-    ids = []
-    for payload in XSS_PAYLOADS:
-        posted = requests.post(
-            f"{module_server.base_url}/api/messages",
-            json={"channel": channel, "content": payload},
-            headers=bearer(author),
-            timeout=30,
-        )
-        assert posted.status_code == 201, posted.text
-        ids.append(posted.json()["id"])
+    ids = [post_message(module_server, author, channel, payload)["id"] for payload in XSS_PAYLOADS]
     replied = requests.post(
         f"{module_server.base_url}/api/messages",
         json={"channel": channel, "content": "a reply", "reply_to": ids[1]},
@@ -382,8 +371,7 @@ def test_message_content_is_shown_as_text_never_as_html(context, module_server):
 def test_the_connection_indicator_shows_reconnecting_and_offline(browser, tmp_path):
     with running_server(tmp_path) as server:
         account = register_and_login(server.base_url, "conn")
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        try:
+        with new_person(browser) as context:
             page = open_app(context, server)
             log_in_page(page, account["username"])
             connection = page.get_by_test_id("connection")
@@ -412,8 +400,6 @@ def test_the_connection_indicator_shows_reconnecting_and_offline(browser, tmp_pa
             context.set_offline(False)
             expect(connection).to_have_attribute("data-state", "open", timeout=60_000)
             expect(connection).to_have_text("Connected")
-        finally:
-            context.close()
 
 
 SCREENSHOT_USERS = ["maya", "sam", "priya", "leo", "nora"]
