@@ -32,6 +32,11 @@ class MessageRateLimiter(Protocol):
         """``consume`` for each of ``user_ids`` in order (a user may come more than once)."""
 
 
+# A refusal always asks for a wait: a bucket a hair short of a token would otherwise answer
+# 0 s (after the callers' rounding to the millisecond), and a client would retry at once.
+SHORTEST_WAIT = 0.001
+
+
 class LocalTokenBucket:
     def __init__(self, *, burst: int, rate: float) -> None:
         self.burst = burst
@@ -49,7 +54,7 @@ class LocalTokenBucket:
             tokens = self._level(user_id, now)
             if tokens < 1.0:
                 self._buckets[user_id] = (tokens, now)
-                return (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
+                return max(SHORTEST_WAIT, (1.0 - tokens) / self.rate) if self.rate > 0 else 60.0
             self._buckets[user_id] = (tokens - 1.0, now)
             if len(self._buckets) > 100_000:
                 self._forget_full(now)
@@ -70,8 +75,9 @@ class LocalTokenBucket:
 
 
 # KEYS: the user's bucket. ARGV: burst, rate per second, cost (1 to spend a
-# token, -1 to give one back). Returns {1, "0"} when spent, {0, seconds until a
-# token} when refused. The bucket lives in one hash on Redis's clock, so every
+# token, -1 to give one back), the shortest wait a refusal answers. Returns
+# {1, "0"} when spent, {0, seconds until a token} when refused. The bucket
+# lives in one hash on Redis's clock, so every
 # process and connection of the user draws from it; it expires once full.
 _LUA_BUCKET = """
 local t = redis.call('TIME')
@@ -96,7 +102,7 @@ local wait = 0
 if cost > 0 and tokens < cost then
   allowed = 0
   if rate > 0 then
-    wait = (cost - tokens) / rate
+    wait = math.max(tonumber(ARGV[4]), (cost - tokens) / rate)
   else
     wait = 60
   end
@@ -131,7 +137,8 @@ class RedisTokenBucket:
 
     def _run(self, user_id: UUID, cost: int) -> float | None:
         allowed, wait = self._script(
-            keys=[f"{self.prefix}{user_id.hex}"], args=[self.burst, repr(float(self.rate)), cost]
+            keys=[f"{self.prefix}{user_id.hex}"],
+            args=[self.burst, repr(float(self.rate)), cost, SHORTEST_WAIT],
         )
         return None if int(allowed) else float(wait)
 
@@ -151,7 +158,7 @@ class RedisTokenBucket:
                 for user_id in user_ids:
                     self._script(
                         keys=[f"{self.prefix}{user_id.hex}"],
-                        args=[self.burst, repr(float(self.rate)), 1],
+                        args=[self.burst, repr(float(self.rate)), 1, SHORTEST_WAIT],
                         client=pipe,
                     )
                 replies = pipe.execute()

@@ -16,6 +16,7 @@ import pytest
 
 from core.redis import redis_client
 from messaging.ratelimit import (
+    SHORTEST_WAIT,
     LocalTokenBucket,
     RedisTokenBucket,
     get_message_rate_limiter,
@@ -57,6 +58,32 @@ def test_burst_is_shared_by_every_process(make_limiter):
     assert a.consume(user) is not None
     # Another user has a bucket of their own.
     assert a.consume(uuid.uuid4()) is None
+
+
+def test_a_bucket_a_hair_short_of_a_token_still_asks_for_a_wait(make_limiter, redis_conn):
+    """Never a refusal with a wait of 0 (rounded to the millisecond), which a client would retry at once."""
+    limiter = make_limiter(burst=3, rate=20.0)
+    user = uuid.uuid4()
+
+    def almost_a_token() -> None:  # stamped ahead of Redis's clock: nothing refills before the call
+        stamp = f"{redis_seconds(redis_conn) + 5:.6f}"
+        redis_conn.hset(f"{PREFIX}{user.hex}", mapping={"tokens": "0.99999999999", "stamp": stamp})
+
+    almost_a_token()
+    retry_after = limiter.consume(user)
+    assert retry_after is not None and SHORTEST_WAIT <= retry_after <= 1 / 20.0
+    almost_a_token()
+    [retry_many] = limiter.consume_many([user])
+    assert retry_many is not None and SHORTEST_WAIT <= retry_many <= 1 / 20.0
+
+
+def test_the_local_bucket_a_hair_short_of_a_token_still_asks_for_a_wait(monkeypatch):
+    bucket = LocalTokenBucket(burst=3, rate=20.0)
+    user = uuid.uuid4()
+    monkeypatch.setattr(time, "monotonic", lambda: 1000.0)  # no refill between the two lines
+    bucket._buckets[user] = (0.99999999999, 1000.0)
+    retry_after = bucket.consume(user)
+    assert retry_after is not None and SHORTEST_WAIT <= retry_after <= 1 / 20.0
 
 
 def test_concurrent_senders_get_exactly_the_burst(make_limiter):
