@@ -37,6 +37,26 @@ local function prune(ukey, conns, uid, now)
     redis.call('ZREMRANGEBYSCORE', ukey, '-inf', int(now))
   end
 end
+-- Register (or renew) one connection of a user, after dropping the expired ones.
+-- Returns the user's count including it, or -1 past the limit; and whether the
+-- user had no live connection before it.
+local function open_connection(ukey, conns, uid, conn, limit, ttl)
+  local now = now_ms()
+  prune(ukey, conns, uid, now)
+  local count = redis.call('ZCARD', ukey)
+  local first = false
+  if not redis.call('ZSCORE', ukey, conn) then
+    if count >= tonumber(limit) then
+      return -1, false
+    end
+    first = count == 0
+    count = count + 1
+  end
+  redis.call('ZADD', ukey, int(now + ttl), conn)
+  redis.call('ZADD', conns, int(now + ttl), uid .. ':' .. conn)
+  redis.call('PEXPIRE', ukey, int(2 * ttl))
+  return count, first
+end
 """
 
 # KEYS: user key, conns. ARGV: user hex, connection id, limit, ttl ms.
@@ -44,19 +64,7 @@ end
 _LUA_OPEN = (
     _LUA_COMMON
     + """
-local now = now_ms()
-prune(KEYS[1], KEYS[2], ARGV[1], now)
-local count = redis.call('ZCARD', KEYS[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  if count >= tonumber(ARGV[3]) then
-    return -1
-  end
-  count = count + 1
-end
-local ttl = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[1], int(now + ttl), ARGV[2])
-redis.call('ZADD', KEYS[2], int(now + ttl), ARGV[1] .. ':' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], int(2 * ttl))
+local count = open_connection(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 return count
 """
 )
@@ -93,22 +101,13 @@ _LUA_OPEN_AS = (
     _LUA_COMMON
     + _LUA_SHOWN
     + """
-local now = now_ms()
-prune(KEYS[1], KEYS[2], ARGV[1], now)
-local count = redis.call('ZCARD', KEYS[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  if count >= tonumber(ARGV[3]) then
-    return {-1, 0}
-  end
-  if count == 0 then
-    redis.call('HDEL', KEYS[3], ARGV[1])
-  end
-  count = count + 1
+local count, first = open_connection(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
+if count < 0 then
+  return {-1, 0}
 end
-local ttl = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[1], int(now + ttl), ARGV[2])
-redis.call('ZADD', KEYS[2], int(now + ttl), ARGV[1] .. ':' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], int(2 * ttl))
+if first then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 if epoch_is(KEYS[4], ARGV[5]) then
   set_shown(KEYS[3], ARGV[1], ARGV[6], ARGV[7])
   return {count, 1}
