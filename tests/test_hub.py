@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from realtime.hub import Hub
 from realtime.layers import LocalChannelLayer
-
-
-class Subscriber:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def hub_event(self, event: dict) -> None:
-        self.events.append(event)
-
-    async def server_close(self, code: int) -> None:
-        pass
+from tests.hub_subscribers import RecordingSubscriber
 
 
 async def test_a_group_of_one_or_many_reaches_each_member_once_and_is_left_when_empty():
     layer = LocalChannelLayer()
     hub = Hub(layer)
     await hub.start()
-    a, b = Subscriber(), Subscriber()
+    a, b = RecordingSubscriber(), RecordingSubscriber()
     await hub.join("chat.u.x", a)
     await hub.join("chat.u.x", a)  # again: still once
     assert hub.members["chat.u.x"] is a  # alone: kept as itself, no set

@@ -15,20 +15,10 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from realtime.hub import Hub
+from tests.hub_subscribers import RecordingSubscriber
 from tests.scaleout.helpers import eventually, redis_start, redis_stop
 
 pytestmark = pytest.mark.services
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def hub_event(self, event: dict) -> None:
-        self.events.append(event)
-
-    async def server_close(self, code: int) -> None:
-        pass
 
 
 def make_layer(kind: str, url: str):
@@ -38,7 +28,7 @@ def make_layer(kind: str, url: str):
     return RedisChannelLayer(hosts=[{"address": url, "socket_timeout": 10}], prefix=prefix)
 
 
-async def heard(hub: Hub, recorder: Recorder, group: str) -> bool:
+async def heard(hub: Hub, recorder: RecordingSubscriber, group: str) -> bool:
     """Publish a marker to ``group`` and wait briefly for the recorder to get it."""
     marker = uuid.uuid4().hex
     try:
@@ -58,7 +48,7 @@ async def heard(hub: Hub, recorder: Recorder, group: str) -> bool:
 async def test_memberships_survive_a_redis_restart_and_joins_made_meanwhile_are_retried(redis_url, kind):
     hub = Hub(make_layer(kind, redis_url))
     await hub.start()
-    recorder = Recorder()
+    recorder = RecordingSubscriber()
     await hub.join("kept", recorder)
     await hub.join("dropped", recorder)
     assert await heard(hub, recorder, "kept")
@@ -87,7 +77,7 @@ async def test_a_batch_is_published_in_one_pipeline_and_arrives_in_order(redis_u
     layer = PubSubLayer(hosts=[redis_url], prefix=f"testhub{uuid.uuid4().hex[:6]}")
     hub = Hub(layer)
     await hub.start()
-    first, second = Recorder(), Recorder()
+    first, second = RecordingSubscriber(), RecordingSubscriber()
     await hub.join("one", first)
     await hub.join("two", second)
     batch = [
