@@ -29,9 +29,10 @@ from django.conf import settings
 from accounts import presence
 from chatrooms import services as channel_services
 from core import metrics
+from core.database_thread import db
 from core.errors import ChatError, InvalidInput, NotAMember
 from gateway import database, errors, housekeeping, protocol
-from gateway.database import bulk_db, db
+from gateway.database import bulk_db
 from gateway.delivery import DeliveringSocket
 from gateway.wire import direct_line, handshake_forgotten
 from messaging import changes
@@ -429,6 +430,6 @@ def _own_context(step: Awaitable[Any]) -> asyncio.Task:
 
     asgiref sets its own context variables around the trip (``deadlock_context``);
     set in the socket's context they would stay there for its whole life, on
-    every idle socket (see ``gateway.database.db`` for those set in the thread).
+    every idle socket (see ``core.database_thread.db`` for those set in the thread).
     """
     return asyncio.get_running_loop().create_task(step, context=contextvars.copy_context())

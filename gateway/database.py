@@ -24,7 +24,6 @@ from accounts.models import LoginSession, User
 from accounts.selectors import sessions_revoked
 from accounts.tokens import InactiveUser, InvalidToken, authenticate_access_token
 from chatrooms import selectors as channel_selectors
-from core.database_thread import db  # noqa: F401  (the gateway's steps are called through it)
 from core.userlimits import user_rate_allows
 from messaging import reads
 from messaging import selectors as message_selectors

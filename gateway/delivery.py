@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core import metrics
+from core.database_thread import db
 from gateway import database
-from gateway.database import db
 from gateway.wire import DirectLine, wire_frame
 from messaging.selectors import GAP_FILL_MAX
 from realtime import frames

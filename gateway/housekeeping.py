@@ -19,9 +19,9 @@ from typing import Any
 
 from django.conf import settings
 
+from core.database_thread import db
 from core.sqlite_wal import start_wal_checkpointer
 from gateway import database
-from gateway.database import db
 from realtime.envelopes import resync_envelope
 from realtime.groups import LOBBY_STREAM
 from realtime.hub import Hub, get_hub

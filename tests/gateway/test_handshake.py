@@ -51,7 +51,7 @@ async def test_a_warm_connect_costs_three_queries_in_two_trips(make_user, ws_con
     It was four queries and three trips to the database thread (the session,
     the channels, the read states, then every online user's name).
     """
-    from gateway import database
+    from core import database_thread
 
     user = await db(make_user)()
     for n in range(3):
@@ -62,7 +62,7 @@ async def test_a_warm_connect_costs_three_queries_in_two_trips(make_user, ws_con
     assert len(first.history["messages"]) == 4
 
     trips: list[str] = []
-    real_db = database.db
+    real_db = database_thread.db
 
     def counting_db(function):
         trips.append(function.__name__)
@@ -281,7 +281,7 @@ async def test_a_database_step_runs_where_database_sync_to_async_runs_it():
 
     from asgiref.sync import ThreadSensitiveContext
 
-    from gateway.database import db as step
+    from core.database_thread import db as step
 
     shared = await database_sync_to_async(threading.get_ident)()
     assert await step(threading.get_ident)() == shared != threading.get_ident()
