@@ -157,6 +157,13 @@ def stored(server: ServerProcess, account: dict, channel: str = "") -> list[dict
     return answer.json()["results"]
 
 
+def two_people(context, other_context, server: ServerProcess):
+    """Ada and Bob, each registered and chatting on a page of their own: (ada, bob, page_a, page_b)."""
+    ada = register_and_login(server.base_url, "ada")
+    bob = register_and_login(server.base_url, "bob")
+    return ada, bob, chat_page(context, server, ada), chat_page(other_context, server, bob)
+
+
 def connect_recording(page, account: dict) -> None:
     """Log ``account`` in on ``page`` as ``window.c``, its sockets recorded in ``c.log``, and connect."""
     page.evaluate(RECORDERS)
@@ -178,10 +185,7 @@ def connect_recording(page, account: dict) -> None:
 def test_two_pages_chat_each_sees_the_others_messages_in_order_with_acks(
     context, other_context, module_server
 ):
-    ada = register_and_login(module_server.base_url, "ada")
-    bob = register_and_login(module_server.base_url, "bob")
-    page_a = chat_page(context, module_server, ada)
-    page_b = chat_page(other_context, module_server, bob)
+    ada, bob, page_a, page_b = two_people(context, other_context, module_server)
 
     acks = page_a.evaluate(
         """async () => {
@@ -273,10 +277,7 @@ def test_sigterm_restart_mid_burst_loses_and_duplicates_nothing(context, other_c
 
 
 def test_offline_sends_are_queued_and_delivered_once_when_back(context, other_context, module_server):
-    ada = register_and_login(module_server.base_url, "ada")
-    bob = register_and_login(module_server.base_url, "bob")
-    page_a = chat_page(context, module_server, ada)
-    page_b = chat_page(other_context, module_server, bob)
+    ada, bob, page_a, page_b = two_people(context, other_context, module_server)
     first = page_a.evaluate("() => c.send(null, 'before going offline')")
 
     context.set_offline(True)
@@ -613,10 +614,7 @@ def test_resume_follows_has_more_until_every_missed_message_is_held(context, tmp
 def test_changes_from_another_page_are_applied_and_repeated_frames_dropped(
     context, other_context, module_server
 ):
-    ada = register_and_login(module_server.base_url, "ada")
-    bob = register_and_login(module_server.base_url, "bob")
-    page_a = chat_page(context, module_server, ada)
-    page_b = chat_page(other_context, module_server, bob)
+    ada, bob, page_a, page_b = two_people(context, other_context, module_server)
 
     acks = page_b.evaluate(
         """async () => [await c.send(null, "to edit"), await c.send(null, "to react to"),
@@ -769,10 +767,7 @@ def test_a_second_4401_after_a_refresh_ends_the_session(context, module_server):
 
 
 def test_channels_read_state_typing_and_history_through_the_client(context, other_context, module_server):
-    ada = register_and_login(module_server.base_url, "ada")
-    bob = register_and_login(module_server.base_url, "bob")
-    page_a = chat_page(context, module_server, ada)
-    page_b = chat_page(other_context, module_server, bob)
+    ada, bob, page_a, page_b = two_people(context, other_context, module_server)
     second_a = chat_page(context, module_server, ada)  # the same user in another tab
     club = f"club{uuid.uuid4().hex[:8]}"
 
